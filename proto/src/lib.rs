@@ -1,0 +1,11 @@
+//! `ournet-proto`: the sans-IO core of our-network.
+//!
+//! This crate is the protocol and nothing else: wire formats, fixed-size cells and their
+//! codecs, the link and circuit handshakes, the onion cell crypto, the end-to-end envelope,
+//! proof of work, and the QoS and privacy policies. It takes bytes, the current time and an RNG
+//! as arguments and hands back bytes to send, events and deadlines. It opens no socket, reads
+//! no clock, starts no thread and draws no ambient randomness (`proto/clippy.toml` bans them).
+//!
+//! `relay/`, `client/` and `seed/` are the IO adapters around it. The byte-level protocol is
+//! specified in `proto/PROTOCOL.md`; each module names the section it implements.
+#![forbid(unsafe_code)]

@@ -1,0 +1,5 @@
+//! End-to-end tests of our-network that start real processes.
+//!
+//! Not built yet: this crate is filled by issue 5. It is a workspace member now so that the
+//! layout of the design exists from the start; it holds no code that pretends to work.
+#![forbid(unsafe_code)]
