@@ -9,3 +9,12 @@
 //! `relay/`, `client/` and `seed/` are the IO adapters around it. The byte-level protocol is
 //! specified in `proto/PROTOCOL.md`; each module names the section it implements.
 #![forbid(unsafe_code)]
+
+pub mod codec;
+pub mod ct;
+pub mod keys;
+
+pub use keys::{
+    EncryptionKeypair, EncryptionPublicKey, IdentityKeypair, IdentityPublicKey, KeyError,
+    Signature, generate_encryption_keypair, generate_identity_keypair,
+};
