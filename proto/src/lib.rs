@@ -10,9 +10,11 @@
 //! specified in `proto/PROTOCOL.md`; each module names the section it implements.
 #![forbid(unsafe_code)]
 
+pub mod cell;
 pub mod codec;
 pub mod ct;
 pub mod keys;
+pub mod onion;
 
 pub use keys::{
     EncryptionKeypair, EncryptionPublicKey, IdentityKeypair, IdentityPublicKey, KeyError,
