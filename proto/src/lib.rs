@@ -13,6 +13,7 @@
 pub mod cell;
 pub mod codec;
 pub mod ct;
+pub mod handshake;
 pub mod keys;
 pub mod onion;
 
