@@ -15,6 +15,7 @@ pub mod codec;
 pub mod ct;
 pub mod handshake;
 pub mod keys;
+pub mod link;
 pub mod onion;
 
 pub use keys::{
