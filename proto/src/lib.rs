@@ -9,3 +9,6 @@
 //! `relay/`, `client/` and `seed/` are the IO adapters around it. The byte-level protocol is
 //! specified in `proto/PROTOCOL.md`; each module names the section it implements.
 #![forbid(unsafe_code)]
+
+/// Contribution-based quality of service: scores, priorities, tiers and scheduler weights.
+pub mod qos;
