@@ -10,5 +10,7 @@
 //! specified in `proto/PROTOCOL.md`; each module names the section it implements.
 #![forbid(unsafe_code)]
 
+/// Traffic-analysis mitigations: privacy levels, batching, jitter, constant rate, cover traffic.
+pub mod privacy;
 /// Contribution-based quality of service: scores, priorities, tiers and scheduler weights.
 pub mod qos;
