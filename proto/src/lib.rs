@@ -17,6 +17,10 @@ pub mod handshake;
 pub mod keys;
 pub mod link;
 pub mod onion;
+/// Traffic-analysis mitigations: privacy levels, batching, jitter, constant rate, cover traffic.
+pub mod privacy;
+/// Contribution-based quality of service: scores, priorities, tiers and scheduler weights.
+pub mod qos;
 
 pub use keys::{
     EncryptionKeypair, EncryptionPublicKey, IdentityKeypair, IdentityPublicKey, KeyError,
