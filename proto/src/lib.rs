@@ -16,11 +16,13 @@ pub mod ct;
 pub mod handshake;
 pub mod keys;
 pub mod link;
+pub mod link_msg;
 pub mod onion;
 /// Traffic-analysis mitigations: privacy levels, batching, jitter, constant rate, cover traffic.
 pub mod privacy;
 /// Contribution-based quality of service: scores, priorities, tiers and scheduler weights.
 pub mod qos;
+pub mod relay_msg;
 
 pub use keys::{
     EncryptionKeypair, EncryptionPublicKey, IdentityKeypair, IdentityPublicKey, KeyError,
