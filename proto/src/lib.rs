@@ -13,10 +13,13 @@
 pub mod cell;
 pub mod codec;
 pub mod ct;
+/// Our end-to-end envelope: sign-then-encrypt, bound to the recipient (W6, W15, W16).
+pub mod envelope;
 pub mod handshake;
 pub mod keys;
 pub mod onion;
 
+pub use envelope::{decrypt_message, encrypt_message};
 pub use keys::{
     EncryptionKeypair, EncryptionPublicKey, IdentityKeypair, IdentityPublicKey, KeyError,
     Signature, generate_encryption_keypair, generate_identity_keypair,
