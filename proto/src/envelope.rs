@@ -41,7 +41,7 @@
 //!
 //! This comment is the envelope's specification until PROTOCOL.md has an "End-to-end envelope"
 //! section. The reference's JSON envelope (spec §3.3), kept for interop only, is
-//! `reference::encrypt_message_reference`.
+//! [`crate::reference::encrypt_message_reference`].
 #![deny(
     clippy::indexing_slicing,
     clippy::panic,

@@ -18,9 +18,14 @@ pub mod envelope;
 pub mod handshake;
 pub mod keys;
 pub mod onion;
+/// The Python reference's crypto formats, for interop and cross-checks only (leak hop position).
+pub mod reference;
 
 pub use envelope::{decrypt_message, encrypt_message};
 pub use keys::{
     EncryptionKeypair, EncryptionPublicKey, IdentityKeypair, IdentityPublicKey, KeyError,
     Signature, generate_encryption_keypair, generate_identity_keypair,
 };
+/// The reference onion (spec §3.4). Interop only: it leaks hop position (W8); our circuits use
+/// the fixed-size cells of [`onion`].
+pub use reference::{create_onion, peel_onion};
