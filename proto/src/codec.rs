@@ -2,8 +2,8 @@
 //!
 //! Every read is checked and fails with a [`DecodeError`] value; nothing here can panic on
 //! untrusted input. A length taken from the peer never sizes an allocation by itself: readers
-//! hand out borrowed slices of the input, and [`Reader::take_vec`] is bounded by the bytes that
-//! are actually present and by a caller-given protocol maximum. Message parsers end with
+//! hand out borrowed slices of the input, and every length-prefixed read is bounded by a
+//! caller-given protocol maximum before it looks at the bytes. Message parsers end with
 //! [`Reader::finish`], which rejects trailing bytes.
 //!
 //! Integers are big-endian (network order), as PROTOCOL.md §1 states.

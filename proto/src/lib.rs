@@ -13,6 +13,8 @@
 pub mod cell;
 pub mod codec;
 pub mod ct;
+/// Our end-to-end envelope: sign-then-encrypt, bound to the recipient (W6, W15, W16).
+pub mod envelope;
 pub mod handshake;
 pub mod keys;
 pub mod link;
@@ -22,9 +24,15 @@ pub mod onion;
 pub mod privacy;
 /// Contribution-based quality of service: scores, priorities, tiers and scheduler weights.
 pub mod qos;
+/// The Python reference's crypto formats, for interop and cross-checks only (leak hop position).
+pub mod reference;
 pub mod relay_msg;
 
+pub use envelope::{decrypt_message, encrypt_message};
 pub use keys::{
     EncryptionKeypair, EncryptionPublicKey, IdentityKeypair, IdentityPublicKey, KeyError,
     Signature, generate_encryption_keypair, generate_identity_keypair,
 };
+/// The reference onion (spec §3.4). Interop only: it leaks hop position (W8); our circuits use
+/// the fixed-size cells of [`onion`].
+pub use reference::{create_onion, peel_onion};
