@@ -55,6 +55,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::codec::{DecodeError, Reader, Writer};
+use crate::ct::CtArray;
 use crate::keys::{
     EncryptionKeypair, EncryptionPublicKey, IdentityKeypair, IdentityPublicKey, Signature,
     SignatureOk,
@@ -128,9 +129,16 @@ pub struct OpenedMessage {
     message_id: [u8; 16],
     timestamp: u64,
     content: Vec<u8>,
+    ack_token: AckToken,
 }
 
 impl OpenedMessage {
+    /// The token to put in the end-to-end ACK: proof, to the sender, that this recipient
+    /// opened the envelope.
+    pub fn ack_token(&self) -> &AckToken {
+        &self.ack_token
+    }
+
     /// The sender's identity key, authenticated by its signature.
     pub fn sender(&self) -> &IdentityPublicKey {
         &self.sender
@@ -184,6 +192,17 @@ pub fn encrypt_message(
     timestamp: u64,
     content: &[u8],
 ) -> Result<Vec<u8>, EnvelopeError> {
+    seal_message(rng, sender, recipient, message_id, timestamp, content).map(|(env, _)| env)
+}
+
+fn seal_message(
+    rng: &mut (impl RngCore + CryptoRng),
+    sender: &IdentityKeypair,
+    recipient: &EncryptionPublicKey,
+    message_id: [u8; 16],
+    timestamp: u64,
+    content: &[u8],
+) -> Result<(Vec<u8>, AckToken), EnvelopeError> {
     if content.len() > MAX_CONTENT_LEN {
         return Err(EnvelopeError::ContentTooLong {
             len: content.len(),
@@ -207,6 +226,23 @@ pub fn encrypt_message(
     seal(&ephemeral, recipient, &inner, content)
 }
 
+/// Like [`encrypt_message`], and also returns the [`AckToken`] that only the recipient can
+/// compute from this envelope: the sender keeps it and accepts an end-to-end ACK only if it
+/// carries this token (PROTOCOL.md §7.3).
+///
+/// # Errors
+/// As [`encrypt_message`].
+pub fn encrypt_message_with_ack(
+    rng: &mut (impl RngCore + CryptoRng),
+    sender: &IdentityKeypair,
+    recipient: &EncryptionPublicKey,
+    message_id: [u8; 16],
+    timestamp: u64,
+    content: &[u8],
+) -> Result<(Vec<u8>, AckToken), EnvelopeError> {
+    seal_message(rng, sender, recipient, message_id, timestamp, content)
+}
+
 /// Opens an envelope sealed to `recipient` and checks the sender's signature.
 ///
 /// # Errors
@@ -224,6 +260,7 @@ pub fn decrypt_message(
         .diffie_hellman(&ephemeral)
         .ok_or(EnvelopeError::WeakKey)?;
     let (key, nonce) = derive_key(shared.as_bytes(), &ephemeral, &recipient.public());
+    let ack_token = derive_ack_token(shared.as_bytes(), &ephemeral, &recipient.public());
     let mut plain = sealed.to_vec();
     let plain_len = key
         .open_in_place(nonce, Aad::from(header_bytes(&ephemeral)), &mut plain)
@@ -250,6 +287,7 @@ pub fn decrypt_message(
         message_id: inner.message_id,
         timestamp: inner.timestamp,
         content: plain,
+        ack_token,
     })
 }
 
@@ -268,12 +306,13 @@ fn seal(
     recipient: &EncryptionPublicKey,
     inner: &InnerFields,
     content: &[u8],
-) -> Result<Vec<u8>, EnvelopeError> {
+) -> Result<(Vec<u8>, AckToken), EnvelopeError> {
     let shared = ephemeral
         .diffie_hellman(recipient)
         .ok_or(EnvelopeError::WeakKey)?;
     let eph_pub = ephemeral.public();
     let (key, nonce) = derive_key(shared.as_bytes(), &eph_pub, recipient);
+    let ack = derive_ack_token(shared.as_bytes(), &eph_pub, recipient);
     let header = header_bytes(&eph_pub);
 
     let mut out = Vec::with_capacity(ENVELOPE_OVERHEAD + content.len());
@@ -292,7 +331,7 @@ fn seal(
         // ring fails only past 2^36 bytes; MAX_CONTENT_LEN is far below.
         .expect("content length is checked against MAX_CONTENT_LEN");
     out.extend_from_slice(tag.as_ref());
-    Ok(out)
+    Ok((out, ack))
 }
 
 /// Splits the outer layer, checking the version and the length bounds before any crypto.
@@ -344,6 +383,43 @@ fn header_bytes(ephemeral: &EncryptionPublicKey) -> [u8; HEADER_LEN] {
         *dst = *src;
     }
     header
+}
+
+/// Proof of receipt for one envelope: 16 bytes from the envelope's key agreement that only
+/// the sender and the recipient can compute. Relays carry it in an ACK but cannot forge it.
+/// Compared in constant time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AckToken(CtArray<16>);
+
+impl AckToken {
+    /// Wraps a token received in an ACK, to compare with the one the sender kept.
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        Self(CtArray::new(bytes))
+    }
+
+    /// The bytes, to write into an ACK.
+    pub fn to_bytes(&self) -> [u8; 16] {
+        *self.0.expose()
+    }
+}
+
+/// HKDF `info` for the ACK token: separate from the key's, so the token reveals nothing of it.
+const ACK_INFO: &[u8] = b"ournet-e2e-ack-v1";
+
+fn derive_ack_token(
+    shared: &[u8; 32],
+    ephemeral: &EncryptionPublicKey,
+    recipient: &EncryptionPublicKey,
+) -> AckToken {
+    let mut salt = [0u8; 64];
+    for (dst, src) in salt.iter_mut().zip(ephemeral.0.iter().chain(&recipient.0)) {
+        *dst = *src;
+    }
+    let mut token = [0u8; 16];
+    Hkdf::<Sha256>::new(Some(&salt), shared)
+        .expand(ACK_INFO, &mut token)
+        .expect("16 bytes is within HKDF-SHA256's output limit");
+    AckToken::from_bytes(token)
 }
 
 /// The AEAD key and nonce. The nonce may be fixed per key because every envelope has a fresh

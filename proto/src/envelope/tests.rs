@@ -153,7 +153,9 @@ fn another_senders_signature_fails() {
         message_id: ID,
         timestamp: TS,
     };
-    let env = seal(&ephemeral, &p.bob.public(), &inner, b"pay mallory").unwrap();
+    let env = seal(&ephemeral, &p.bob.public(), &inner, b"pay mallory")
+        .unwrap()
+        .0;
     assert_eq!(
         decrypt_message(&p.bob, &env).unwrap_err(),
         EnvelopeError::BadSignature
@@ -168,7 +170,9 @@ fn surreptitious_forwarding_fails() {
     // Bob re-seals Alice's signed inner part, unchanged, to Carol.
     let inner = parse_inner(&open_inner(&p.bob, &env)).unwrap();
     let ephemeral = EncryptionKeypair::generate(&mut p.rng);
-    let forwarded = seal(&ephemeral, &p.carol.public(), &inner, opened.content()).unwrap();
+    let forwarded = seal(&ephemeral, &p.carol.public(), &inner, opened.content())
+        .unwrap()
+        .0;
     assert_eq!(
         decrypt_message(&p.carol, &forwarded).unwrap_err(),
         EnvelopeError::BadSignature
@@ -186,13 +190,15 @@ fn signed_fields_cannot_be_changed_by_the_sealer() {
         message_id: ID,
         timestamp: TS,
     };
-    let env = seal(&ephemeral, &p.bob.public(), &good, b"x").unwrap();
+    let env = seal(&ephemeral, &p.bob.public(), &good, b"x").unwrap().0;
     assert!(decrypt_message(&p.bob, &env).is_ok());
     let replayed_later = InnerFields {
         timestamp: TS + 3600,
         ..good
     };
-    let env = seal(&ephemeral, &p.bob.public(), &replayed_later, b"x").unwrap();
+    let env = seal(&ephemeral, &p.bob.public(), &replayed_later, b"x")
+        .unwrap()
+        .0;
     assert_eq!(
         decrypt_message(&p.bob, &env).unwrap_err(),
         EnvelopeError::BadSignature
@@ -251,7 +257,8 @@ fn invalid_sender_key_inside_is_rejected() {
         },
         b"",
     )
-    .unwrap();
+    .unwrap()
+    .0;
     // Rewrite the sender field with bytes that are not a curve point, then re-seal.
     let mut plain = open_inner(&p.bob, &env);
     let shared = ephemeral.diffie_hellman(&p.bob.public()).unwrap();
@@ -270,5 +277,25 @@ fn invalid_sender_key_inside_is_rejected() {
     assert_eq!(
         decrypt_message(&p.bob, &bad).unwrap_err(),
         EnvelopeError::InvalidSenderKey
+    );
+}
+
+#[test]
+fn ack_token_matches_only_for_the_real_recipient() {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(0xac);
+    let sender = IdentityKeypair::generate(&mut rng);
+    let recipient = EncryptionKeypair::generate(&mut rng);
+    let (env, token) =
+        encrypt_message_with_ack(&mut rng, &sender, &recipient.public(), [1; 16], 5, b"hi")
+            .unwrap();
+    let opened = decrypt_message(&recipient, &env).unwrap();
+    assert_eq!(opened.ack_token(), &token);
+    let (env2, token2) =
+        encrypt_message_with_ack(&mut rng, &sender, &recipient.public(), [1; 16], 5, b"hi")
+            .unwrap();
+    assert_ne!(token, token2, "every envelope has its own token");
+    assert_eq!(
+        decrypt_message(&recipient, &env2).unwrap().ack_token(),
+        &token2
     );
 }
