@@ -282,7 +282,7 @@ fn invalid_sender_key_inside_is_rejected() {
 
 #[test]
 fn ack_token_matches_only_for_the_real_recipient() {
-    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(0xac);
+    let mut rng = ChaCha20Rng::seed_from_u64(0xac);
     let sender = IdentityKeypair::generate(&mut rng);
     let recipient = EncryptionKeypair::generate(&mut rng);
     let (env, token) =
