@@ -15,6 +15,8 @@ pub mod codec;
 pub mod ct;
 /// Our end-to-end envelope: sign-then-encrypt, bound to the recipient (W6, W15, W16).
 pub mod envelope;
+pub mod flow;
+pub mod frag;
 pub mod handshake;
 pub mod keys;
 pub mod link;
