@@ -86,6 +86,11 @@ impl Fragmenter {
         self.message_id
     }
 
+    /// Bytes of the whole message.
+    pub fn message_len(&self) -> usize {
+        self.data.len()
+    }
+
     /// Whether every cell has been written.
     pub fn is_done(&self) -> bool {
         self.began && self.offset >= self.data.len()

@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cell;
+pub mod circuit;
 pub mod codec;
 pub mod ct;
 /// Our end-to-end envelope: sign-then-encrypt, bound to the recipient (W6, W15, W16).
