@@ -11,6 +11,7 @@
 //! (§5), so a relay makes one full AEAD pass per cell instead of Tor's three (TLS in, relay
 //! crypto, TLS out). What a link observer can and cannot learn is PROTOCOL.md §3.4.
 
+pub mod channel;
 pub mod crypto;
 pub mod noise;
 
