@@ -200,7 +200,7 @@ impl ClientCircuit {
     /// Queues a message (an end-to-end envelope) for `recipient`'s home relay, the last hop.
     ///
     /// # Errors
-    /// [`CircuitError::QueueFull`] past [`MAX_QUEUED_BYTES`]; [`CircuitError::Frag`] when too
+    /// [`CircuitError::QueueFull`] past [`MAX_QUEUED_BYTES`](super::MAX_QUEUED_BYTES); [`CircuitError::Frag`] when too
     /// large; [`CircuitError::Closed`].
     pub fn send_message(
         &mut self,

@@ -222,7 +222,7 @@ impl RelayCircuit {
     ///
     /// # Errors
     /// [`CircuitError::Protocol`] if this is not a home circuit, [`CircuitError::QueueFull`]
-    /// past [`MAX_QUEUED_BYTES`], [`CircuitError::Frag`] for an oversized message.
+    /// past [`MAX_QUEUED_BYTES`](super::MAX_QUEUED_BYTES), [`CircuitError::Frag`] for an oversized message.
     pub fn deliver(&mut self, message_id: [u8; 16], data: Vec<u8>) -> Result<(), CircuitError> {
         let Some(home) = self.home else {
             return Err(CircuitError::Protocol(
