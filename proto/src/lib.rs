@@ -2,12 +2,23 @@
 //!
 //! This crate is the protocol and nothing else: wire formats, fixed-size cells and their
 //! codecs, the link and circuit handshakes, the onion cell crypto, the end-to-end envelope,
-//! proof of work, and the QoS and privacy policies. It takes bytes, the current time and an RNG
-//! as arguments and hands back bytes to send, events and deadlines. It opens no socket, reads
-//! no clock, starts no thread and draws no ambient randomness (`proto/clippy.toml` bans them).
+//! and the QoS and privacy policies. It takes bytes, the current time and an RNG as arguments
+//! and hands back bytes to send, events and deadlines. It opens no socket, reads no clock,
+//! starts no thread and draws no ambient randomness (`proto/clippy.toml` bans them).
+//! `relay/`, `client/` and `seed/` are the IO adapters around it.
 //!
-//! `relay/`, `client/` and `seed/` are the IO adapters around it. The byte-level protocol is
-//! specified in `proto/PROTOCOL.md`; each module names the section it implements.
+//! The protocol is specified in `proto/PROTOCOL.md`; each module names the section it
+//! implements.
+//!
+//! | layer | modules |
+//! |---|---|
+//! | keys and primitives | [`keys`] (identities, encryption keys), [`ct`] (constant-time tags), [`codec`] (the one checked `Reader`/`Writer`) |
+//! | links (§3) | [`link`] (Noise handshake, per-cell link crypto, channel state machine), [`link_msg`] (CREATE, CREATED, DESTROY, PADDING) |
+//! | cells (§4, §5) | [`cell`] (layout, header, commands), [`onion`] (per-hop-integrity onion layer and its batch API) |
+//! | circuits (§6-§8) | [`handshake`] (ntor), [`circuit`] (client and relay state machines), [`relay_msg`] (relay messages), [`frag`] (fragmentation), [`flow`] (windows, back pressure) |
+//! | end to end (§10) | [`envelope`] (our binary envelope, ACK tokens) |
+//! | policy | [`qos`] (contribution-based QoS, scheduler weights), [`privacy`] (privacy levels, batching, jitter, constant rate, cover) |
+//! | compatibility | [`reference`] (the Python reference's formats, for interop only) |
 #![forbid(unsafe_code)]
 
 pub mod cell;
