@@ -18,7 +18,7 @@
 //! | circuits (§6-§8) | [`handshake`] (ntor), [`circuit`] (client and relay state machines), [`relay_msg`] (relay messages), [`frag`] (fragmentation), [`flow`] (windows, back pressure) |
 //! | end to end (§10) | [`envelope`] (our binary envelope, ACK tokens) |
 //! | policy | [`qos`] (contribution-based QoS, scheduler weights), [`privacy`] (privacy levels, batching, jitter, constant rate, cover) |
-//! | compatibility | [`reference`] (the Python reference's formats, for interop only) |
+//! | compatibility | [`reference`](mod@reference) (the Python reference's formats, for interop only) |
 #![forbid(unsafe_code)]
 
 pub mod cell;
