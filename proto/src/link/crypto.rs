@@ -88,19 +88,64 @@ impl LinkCrypto {
     /// [`LinkError::SequenceExhausted`].
     pub fn seal(&mut self, header: CellHeader, cell: &mut [u8; CELL_LEN]) -> Result<(), LinkError> {
         let seq = self.send.advance()?;
-        let (head, body) = cell.split_at_mut(HEADER_LEN);
         if !header.cmd.is_onion() {
-            let (msg, tag_out) = body.split_at_mut(LINK_MSG_LEN);
-            let tag = self
-                .send
-                .body
-                .seal_in_place_separate_tag(nonce(seq), Aad::from(&header.to_block(seq)), msg)
-                .map_err(|_| LinkError::SequenceExhausted)?;
-            tag_out.copy_from_slice(tag.as_ref());
+            self.seal_body(header, seq, cell)?;
         }
         let mut block = aes::Block::from(header.to_block(seq));
         self.send.header.encrypt_block(&mut block);
-        head.copy_from_slice(&block);
+        if let Some(head) = cell.first_chunk_mut::<HEADER_LEN>() {
+            head.copy_from_slice(&block);
+        }
+        Ok(())
+    }
+
+    /// Seals a batch of cells for sending, enciphering all header blocks in one AES call.
+    /// `headers[i]` goes with `cells[i]`; see [`LinkCrypto::seal`] for the body contract.
+    ///
+    /// # Errors
+    /// [`LinkError::SequenceExhausted`]; cells before the failure are sealed.
+    pub fn seal_batch(
+        &mut self,
+        headers: &[CellHeader],
+        cells: &mut [[u8; CELL_LEN]],
+    ) -> Result<(), LinkError> {
+        const CHUNK: usize = 32;
+        for (hchunk, cchunk) in headers.chunks(CHUNK).zip(cells.chunks_mut(CHUNK)) {
+            let mut blocks = [aes::Block::default(); CHUNK];
+            for ((header, cell), block) in hchunk.iter().zip(cchunk.iter_mut()).zip(&mut blocks) {
+                let seq = self.send.advance()?;
+                if !header.cmd.is_onion() {
+                    self.seal_body(*header, seq, cell)?;
+                }
+                *block = aes::Block::from(header.to_block(seq));
+            }
+            let blocks = blocks
+                .get_mut(..hchunk.len().min(cchunk.len()))
+                .unwrap_or_default();
+            self.send.header.encrypt_blocks(blocks);
+            for (block, cell) in blocks.iter().zip(cchunk.iter_mut()) {
+                if let Some(head) = cell.first_chunk_mut::<HEADER_LEN>() {
+                    head.copy_from_slice(block);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn seal_body(
+        &mut self,
+        header: CellHeader,
+        seq: u64,
+        cell: &mut [u8; CELL_LEN],
+    ) -> Result<(), LinkError> {
+        let (_, body) = cell.split_at_mut(HEADER_LEN);
+        let (msg, tag_out) = body.split_at_mut(LINK_MSG_LEN);
+        let tag = self
+            .send
+            .body
+            .seal_in_place_separate_tag(nonce(seq), Aad::from(&header.to_block(seq)), msg)
+            .map_err(|_| LinkError::SequenceExhausted)?;
+        tag_out.copy_from_slice(tag.as_ref());
         Ok(())
     }
 
@@ -275,6 +320,30 @@ mod tests {
         a.seal(destroy, &mut cell).unwrap();
         cell[CELL_LEN - 1] ^= 1;
         assert_eq!(b.open(&mut cell), Err(LinkError::ForgedBody));
+    }
+
+    #[test]
+    fn batch_seal_matches_single_seals() {
+        let (mut a, mut b) = pair();
+        let (mut c, _) = pair();
+        let headers: Vec<CellHeader> = (1..=40u32)
+            .map(|i| CellHeader {
+                circ_id: CircId::new(i),
+                cmd: if i % 7 == 0 {
+                    CellCmd::DESTROY
+                } else {
+                    CellCmd::RELAY
+                },
+            })
+            .collect();
+        let mut batch = vec![[3u8; CELL_LEN]; 40];
+        a.seal_batch(&headers, &mut batch).unwrap();
+        for (h, cell) in headers.iter().zip(&batch) {
+            let mut single = [3u8; CELL_LEN];
+            c.seal(*h, &mut single).unwrap();
+            assert_eq!(&single[..], &cell[..]);
+            assert_eq!(b.open(&mut cell.clone()).unwrap(), *h);
+        }
     }
 
     #[test]
