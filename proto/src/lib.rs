@@ -41,6 +41,8 @@ pub mod qos;
 /// The Python reference's crypto formats, for interop and cross-checks only (leak hop position).
 pub mod reference;
 pub mod relay_msg;
+#[cfg(test)]
+mod test_util;
 
 pub use envelope::{decrypt_message, encrypt_message};
 pub use keys::{

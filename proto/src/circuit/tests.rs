@@ -14,14 +14,7 @@ use crate::keys::{EncryptionKeypair, IdentityKeypair};
 use crate::link::LinkCrypto;
 use crate::link_msg::DestroyReason;
 use crate::relay_msg::DeliveryStatus;
-
-#[expect(
-    clippy::disallowed_methods,
-    reason = "tests need a base Instant; no elapsed time is read"
-)]
-fn t0() -> Instant {
-    Instant::now()
-}
+use crate::test_util::t0;
 
 /// A relay's long-term keys.
 struct RelayKeys {

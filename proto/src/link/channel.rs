@@ -179,14 +179,7 @@ mod tests {
 
     use super::*;
     use crate::cell::CircId;
-
-    #[expect(
-        clippy::disallowed_methods,
-        reason = "tests need a base Instant; no elapsed time is read"
-    )]
-    fn t0() -> Instant {
-        Instant::now()
-    }
+    use crate::test_util::t0;
 
     fn pair(now: Instant) -> (Channel, Channel) {
         (

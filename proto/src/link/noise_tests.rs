@@ -6,15 +6,7 @@ use rand_core::SeedableRng;
 
 use super::*;
 use crate::cell::{CELL_LEN, CellCmd, CellHeader, CircId};
-
-/// The one base instant the tests need; they assert only offsets from it.
-#[expect(
-    clippy::disallowed_methods,
-    reason = "tests need a base Instant; no elapsed time is read"
-)]
-fn t0() -> Instant {
-    Instant::now()
-}
+use crate::test_util::t0;
 
 fn relay_identity(seed: u64) -> LinkIdentity {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
