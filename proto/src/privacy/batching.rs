@@ -86,7 +86,7 @@ mod tests {
     use rand_core::SeedableRng;
 
     use super::*;
-    use crate::privacy::tests::base_instant;
+    use crate::test_util::t0 as base_instant;
 
     fn enabled() -> BatchingConfig {
         BatchingConfig {

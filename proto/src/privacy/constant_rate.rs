@@ -93,7 +93,7 @@ impl Default for ConstantRateConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::privacy::tests::base_instant;
+    use crate::test_util::t0 as base_instant;
 
     fn paranoid() -> ConstantRateConfig {
         ConstantRateConfig {

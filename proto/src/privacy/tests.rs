@@ -1,17 +1,6 @@
 //! Tests of the privacy levels, presets, latency estimate, recommendation and dict form.
 
-use std::time::Instant;
-
 use super::*;
-
-/// An arbitrary base instant for pacing tests; only offsets from it are ever asserted.
-#[expect(
-    clippy::disallowed_methods,
-    reason = "tests need some Instant to offset from; no test reads elapsed time"
-)]
-pub(super) fn base_instant() -> Instant {
-    Instant::now()
-}
 
 fn overhead(config: &TrafficAnalysisMitigationConfig) -> (u64, u64, u64) {
     let o = config.estimate_latency_overhead();
