@@ -13,6 +13,7 @@
 //! | layer | modules |
 //! |---|---|
 //! | keys and primitives | [`keys`] (identities, encryption keys), [`ct`] (constant-time tags), [`codec`] (the one checked `Reader`/`Writer`) |
+//! | discovery (seed) | [`descriptor`] (the signed router descriptor and router list), [`pow`] (registration PoW, seed-issued challenges), [`canonical_json`] (the signed JSON forms) |
 //! | links (§3) | [`link`] (Noise handshake, per-cell link crypto, channel state machine), [`link_msg`] (CREATE, CREATED, DESTROY, PADDING) |
 //! | cells (§4, §5) | [`cell`] (layout, header, commands), [`onion`] (per-hop-integrity onion layer and its batch API) |
 //! | circuits (§6-§8) | [`handshake`] (ntor), [`circuit`] (client and relay state machines), [`relay_msg`] (relay messages), [`frag`] (fragmentation), [`flow`] (windows, back pressure) |
@@ -21,10 +22,12 @@
 //! | compatibility | [`reference`](mod@reference) (the Python reference's formats, for interop only) |
 #![forbid(unsafe_code)]
 
+pub mod canonical_json;
 pub mod cell;
 pub mod circuit;
 pub mod codec;
 pub mod ct;
+pub mod descriptor;
 /// Our end-to-end envelope: sign-then-encrypt, bound to the recipient (W6, W15, W16).
 pub mod envelope;
 pub mod flow;
@@ -34,6 +37,7 @@ pub mod keys;
 pub mod link;
 pub mod link_msg;
 pub mod onion;
+pub mod pow;
 /// Traffic-analysis mitigations: privacy levels, batching, jitter, constant rate, cover traffic.
 pub mod privacy;
 /// Contribution-based quality of service: scores, priorities, tiers and scheduler weights.
