@@ -1,5 +1,33 @@
-//! The our-network seed service: PoW registration, anti-Sybil rules, signed router lists.
+//! `ournet-seed`: the our-network discovery service ("phone book").
 //!
-//! Not built yet: this crate is filled by issue 4. It is a workspace member now so that the
-//! layout of the design exists from the start; it holds no code that pretends to work.
+//! An IO adapter in the sense of STYLE.md §1: axum moves HTTP requests into handlers that call
+//! pure policy functions ([`policy`]) and one storage trait ([`store::Store`]); the signed
+//! formats (descriptor, PoW, canonical JSON) come from `ournet-proto`. It rebuilds the
+//! reference's `SeedNode` (spec §4.1, §4.2, §5.1-§5.9, §6.1, §6.5, §7.1) with the same JSON API
+//! and is strict where the reference is insecure (each fix names its weakness, spec §8).
+//!
+//! It does not route traffic, build circuits or talk to clients beyond HTTP.
+//!
+//! Table of contents:
+//! * [`http::app`]: the service as an axum `Router` (tests need no socket);
+//! * [`state::AppState`]: shared state, the `/discover` snapshot, the health loop;
+//! * [`policy`]: difficulty, rate limits, reputation, correlation, health, selection;
+//! * [`store`]: the storage trait and its SQLite and PostgreSQL backends;
+//! * [`config::SeedConfig`]: every setting with its default;
+//! * [`record`], [`error`], [`metrics`], [`probe`], [`clock`], [`run`].
 #![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod policy;
+pub mod probe;
+pub mod record;
+pub mod run;
+pub mod state;
+pub mod store;
+
+pub use http::app;
+pub use state::AppState;

@@ -1,0 +1,252 @@
+//! The service state shared by all handlers, and the background jobs that act on it.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use ournet_proto::IdentityKeypair;
+use ournet_proto::pow::ChallengeKey;
+use rand_core::{OsRng, RngCore};
+
+use crate::clock::Clock;
+use crate::config::SeedConfig;
+use crate::metrics::Metrics;
+use crate::policy::asn::AsnTable;
+use crate::policy::{self, Preferences, TickOutcome};
+use crate::probe::Prober;
+use crate::record::RouterRecord;
+use crate::store::{IP_COUNT_RETENTION_SECONDS, PruneBefore, Store, StoreError};
+
+/// Most cached `/discover` answers per snapshot (one per distinct count and preferences).
+const MAX_CACHED_ANSWERS: usize = 1024;
+/// Most client IPs tracked by the request limiter before idle ones are dropped.
+const MAX_TRACKED_IPS: usize = 65_536;
+/// Most recent heartbeat times kept for burst detection.
+const MAX_HEARTBEAT_TIMES: usize = 200_000;
+
+/// Handle to the shared state; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState(pub(crate) Arc<Inner>);
+
+/// What [`AppState`] holds.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) cfg: SeedConfig,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) seed_key: IdentityKeypair,
+    pub(crate) seed_id: String,
+    pub(crate) challenge_key: ChallengeKey,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) prober: Arc<dyn Prober>,
+    pub(crate) asns: AsnTable,
+    pub(crate) metrics: Metrics,
+    limiter: Mutex<HashMap<IpAddr, (f64, f64)>>,
+    snapshot: Mutex<Option<Arc<Snapshot>>>,
+    heartbeats: Mutex<VecDeque<f64>>,
+}
+
+/// Scored candidates at one moment, and the signed answers computed from them.
+#[derive(Debug)]
+pub(crate) struct Snapshot {
+    pub(crate) at: f64,
+    pub(crate) records: Vec<RouterRecord>,
+    pub(crate) base: Vec<(f64, f64)>,
+    pub(crate) answers: Mutex<HashMap<(usize, Preferences), Bytes>>,
+}
+
+impl AppState {
+    /// Builds the state. The PoW challenge key is read from (or first stored in) the store, so
+    /// replicas on one database accept each other's challenges.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn new(
+        cfg: SeedConfig,
+        store: Arc<dyn Store>,
+        seed_key: IdentityKeypair,
+        clock: Arc<dyn Clock>,
+        prober: Arc<dyn Prober>,
+        asns: AsnTable,
+    ) -> Result<Self, StoreError> {
+        let mut fresh = [0u8; 32];
+        OsRng.fill_bytes(&mut fresh);
+        let stored = store
+            .meta_get_or_insert("pow_challenge_key", &fresh)
+            .await?;
+        let mut key = [0u8; 32];
+        if stored.len() == 32 {
+            key.copy_from_slice(&stored);
+        }
+        let seed_id = cfg
+            .seed_id
+            .clone()
+            .unwrap_or_else(|| seed_key.public().to_hex());
+        Ok(Self(Arc::new(Inner {
+            cfg,
+            store,
+            seed_key,
+            seed_id,
+            challenge_key: ChallengeKey::from_bytes(key),
+            clock,
+            prober,
+            asns,
+            metrics: Metrics::default(),
+            limiter: Mutex::new(HashMap::new()),
+            snapshot: Mutex::new(None),
+            heartbeats: Mutex::new(VecDeque::new()),
+        })))
+    }
+
+    /// This seed's id.
+    pub fn seed_id(&self) -> &str {
+        &self.0.seed_id
+    }
+
+    /// Now, from the configured clock.
+    pub fn now(&self) -> f64 {
+        self.0.clock.now()
+    }
+
+    /// Token-bucket admission for one request from `ip` (W27). Idle entries are dropped when
+    /// the table is full, so it stays bounded.
+    pub fn admit(&self, ip: IpAddr) -> bool {
+        let cfg = &self.0.cfg;
+        let now = self.now();
+        let Ok(mut map) = self.0.limiter.lock() else {
+            return false;
+        };
+        if map.len() >= MAX_TRACKED_IPS && !map.contains_key(&ip) {
+            let idle = cfg.request_burst_per_ip / cfg.requests_per_second_per_ip.max(1e-9);
+            map.retain(|_, (_, last)| now - *last < idle);
+            if map.len() >= MAX_TRACKED_IPS {
+                return false;
+            }
+        }
+        let (tokens, last) = map.entry(ip).or_insert((cfg.request_burst_per_ip, now));
+        let refill = (now - *last).max(0.0) * cfg.requests_per_second_per_ip;
+        *tokens = (*tokens + refill).min(cfg.request_burst_per_ip);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Records a heartbeat time; returns (heartbeats within the correlation window, heartbeats
+    /// within one interval) for burst detection.
+    pub(crate) fn note_heartbeat(&self, now: f64) -> (u64, u64) {
+        let cfg = &self.0.cfg;
+        let Ok(mut q) = self.0.heartbeats.lock() else {
+            return (0, 0);
+        };
+        while q
+            .front()
+            .is_some_and(|t| now - *t > cfg.heartbeat_interval_seconds)
+            || q.len() >= MAX_HEARTBEAT_TIMES
+        {
+            q.pop_front();
+        }
+        let w = cfg.correlation_heartbeat_window_seconds;
+        let in_window = q.iter().rev().take_while(|t| now - **t <= w).count();
+        let in_interval = q.len();
+        q.push_back(now);
+        (in_window as u64, in_interval as u64)
+    }
+
+    /// Drops the cached `/discover` snapshot after a local write.
+    pub(crate) fn invalidate(&self) {
+        if let Ok(mut s) = self.0.snapshot.lock() {
+            *s = None;
+        }
+    }
+
+    /// The current snapshot, rebuilt from the store when older than `discover_cache_seconds`.
+    pub(crate) async fn snapshot(&self) -> Result<Arc<Snapshot>, StoreError> {
+        let now = self.now();
+        let current = self.0.snapshot.lock().ok().and_then(|s| s.clone());
+        if let Some(s) = current.filter(|s| now - s.at <= self.0.cfg.discover_cache_seconds) {
+            return Ok(s);
+        }
+        let snap = Arc::new(self.build_snapshot(now).await?);
+        if let Ok(mut s) = self.0.snapshot.lock() {
+            *s = Some(snap.clone());
+        }
+        Ok(snap)
+    }
+
+    async fn build_snapshot(&self, now: f64) -> Result<Snapshot, StoreError> {
+        let cfg = &self.0.cfg;
+        let flagged = self.0.store.flagged().await?;
+        let key = self.0.seed_key.public().to_bytes();
+        let records: Vec<RouterRecord> = self
+            .0
+            .store
+            .routers()
+            .await?
+            .into_iter()
+            .filter(|r| policy::discoverable(cfg, r, now))
+            .collect();
+        let base = records
+            .iter()
+            .map(|r| {
+                let f = flagged.contains(&r.router_id);
+                let b = policy::base_score(cfg, r, now, &key, f);
+                (b, 0.5 + 0.5 * policy::trust_factor(cfg, &r.reputation))
+            })
+            .collect();
+        Ok(Snapshot {
+            at: now,
+            records,
+            base,
+            answers: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// One pass of the health monitor (§5.5) and the storage bounds (W26). The binary runs it
+    /// every `health_check_interval_seconds`; tests call it after moving the clock.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn health_check(&self) -> Result<(), StoreError> {
+        let cfg = &self.0.cfg;
+        let now = self.now();
+        for mut rec in self.0.store.routers().await? {
+            match policy::health_tick(cfg, &mut rec, now) {
+                TickOutcome::Unchanged => {}
+                TickOutcome::Changed => self.0.store.put_router(&rec).await?,
+                TickOutcome::Remove => self.0.store.remove_router(&rec.router_id).await?,
+            }
+        }
+        self.0
+            .store
+            .prune(&PruneBefore {
+                events: now - cfg.rate_limit_window_seconds.max(3600.0),
+                reports: now - cfg.misbehavior_report_window_seconds,
+                challenges: now,
+                ip_counts: now - IP_COUNT_RETENTION_SECONDS,
+            })
+            .await?;
+        self.invalidate();
+        Ok(())
+    }
+}
+
+impl Snapshot {
+    /// A cached answer, if this snapshot computed one for the same question.
+    pub(crate) fn cached(&self, key: &(usize, Preferences)) -> Option<Bytes> {
+        self.answers.lock().ok().and_then(|m| m.get(key).cloned())
+    }
+
+    /// Caches an answer; the cache is bounded and cleared when full.
+    pub(crate) fn remember(&self, key: (usize, Preferences), answer: Bytes) {
+        if let Ok(mut m) = self.answers.lock() {
+            if m.len() >= MAX_CACHED_ANSWERS {
+                m.clear();
+            }
+            m.insert(key, answer);
+        }
+    }
+}

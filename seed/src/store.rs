@@ -1,0 +1,153 @@
+//! Storage: one trait, two backends.
+//!
+//! * [`sqlite::SqliteStore`], the default: an embedded SQLite file in the data directory that
+//!   survives restart.
+//! * [`postgres::PgStore`] (`--database-url postgres://…`): several replicas share
+//!   registrations, rate-limit events, spent PoW challenges, reputation (inside the router
+//!   record), reports and revocations.
+//!
+//! Every "is it new?" question that guards an insert is answered by the insert itself
+//! (`INSERT … ON CONFLICT DO NOTHING` and the affected-row count), so two concurrent requests,
+//! even on two replicas, cannot both win (W29). Every table is bounded: routers by
+//! `max_routers`, events by the rate window, spent challenges by their expiry, per-IP counts
+//! by a retention period, reports per router by a cap (W26); [`Store::prune`] enforces the
+//! time bounds and the seed calls it from its health loop.
+//!
+//! The same test suite (`seed/tests/store_suite.rs`) runs against both backends.
+
+pub mod postgres;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::policy::RegStats;
+use crate::record::RouterRecord;
+
+/// How long per-IP registration counts are kept after the IP's last registration (30 days).
+pub const IP_COUNT_RETENTION_SECONDS: f64 = 30.0 * 86_400.0;
+
+/// A storage failure. Details go to the log; clients see a bare 500.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL failed.
+    #[error("postgres: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// A stored JSON document did not decode.
+    #[error("stored record: {0}")]
+    Decode(#[from] serde_json::Error),
+    /// The SQLite connection lock was poisoned by a panic elsewhere.
+    #[error("store lock poisoned")]
+    Poisoned,
+}
+
+/// One registration attempt (§5.2).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegEvent {
+    /// Client IP.
+    pub ip: String,
+    /// Its rate-limit subnet (see `policy::subnet_key`).
+    pub subnet: String,
+    /// When.
+    pub ts: f64,
+    /// Whether it registered a new router.
+    pub success: bool,
+}
+
+/// One stored misbehavior report (§5.7), keyed by (router, reporter).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportEntry {
+    /// The report's id.
+    pub report_id: String,
+    /// The reported router.
+    pub router_id: String,
+    /// The reporter (a registered router's key hex).
+    pub reporter_id: String,
+    /// Severity in `0..=1`.
+    pub severity: f64,
+    /// When the seed received it.
+    pub received_at: f64,
+}
+
+/// Aggregate of a router's reports in the window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReportSummary {
+    /// Unique reporters.
+    pub reporters: usize,
+    /// Mean severity.
+    pub mean_severity: f64,
+}
+
+/// Time bounds for [`Store::prune`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PruneBefore {
+    /// Registration events older than this go.
+    pub events: f64,
+    /// Reports received before this go.
+    pub reports: f64,
+    /// Spent challenges that expired before this go.
+    pub challenges: f64,
+    /// Per-IP counts not updated since this go.
+    pub ip_counts: f64,
+}
+
+/// The seed's persistent state. All methods are safe to call concurrently from many tasks and,
+/// for shared backends, many processes.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// Returns the stored value for `key`, storing `init` first if there is none. Used for the
+    /// PoW challenge key, so replicas on one database share it.
+    async fn meta_get_or_insert(&self, key: &str, init: &[u8]) -> Result<Vec<u8>, StoreError>;
+    /// One router.
+    async fn router(&self, id: &str) -> Result<Option<RouterRecord>, StoreError>;
+    /// Inserts a router unless its id exists; `true` if this call inserted it.
+    async fn insert_router(&self, rec: &RouterRecord) -> Result<bool, StoreError>;
+    /// Inserts or replaces a router.
+    async fn put_router(&self, rec: &RouterRecord) -> Result<(), StoreError>;
+    /// Deletes a router and its reports and flag.
+    async fn remove_router(&self, id: &str) -> Result<(), StoreError>;
+    /// Every router (bounded by `max_routers`).
+    async fn routers(&self) -> Result<Vec<RouterRecord>, StoreError>;
+    /// Number of routers.
+    async fn router_count(&self) -> Result<u64, StoreError>;
+    /// Routers with an endpoint on one of `hosts`.
+    async fn routers_on_hosts(&self, hosts: &[String]) -> Result<Vec<RouterRecord>, StoreError>;
+    /// Marks a challenge spent; `true` if it was not spent before.
+    async fn spend_challenge(&self, id: &str, expires_at: f64) -> Result<bool, StoreError>;
+    /// Records a registration attempt; a success also bumps the IP's lifetime count.
+    async fn add_reg_event(&self, ev: &RegEvent) -> Result<(), StoreError>;
+    /// Counts for rate limiting and difficulty, over events since `since`.
+    async fn reg_stats(
+        &self,
+        ip: &str,
+        subnet: &str,
+        since: f64,
+        hour_ago: f64,
+    ) -> Result<RegStats, StoreError>;
+    /// Stores a report (replacing the reporter's earlier one), keeps the newest `max` for the
+    /// router, and returns the summary over reports received since `since`.
+    async fn put_report(
+        &self,
+        report: &ReportEntry,
+        since: f64,
+        max: usize,
+    ) -> Result<ReportSummary, StoreError>;
+    /// Flags a router; `true` if it was not flagged before.
+    async fn flag_router(&self, id: &str, now: f64) -> Result<bool, StoreError>;
+    /// Flagged router ids.
+    async fn flagged(&self) -> Result<Vec<String>, StoreError>;
+    /// Number of routers with reports.
+    async fn reported_router_count(&self) -> Result<u64, StoreError>;
+    /// The stored revocation of a seed.
+    async fn revocation(&self, seed_id: &str) -> Result<Option<Value>, StoreError>;
+    /// Inserts or replaces a seed's revocation.
+    async fn put_revocation(&self, seed_id: &str, record: &Value) -> Result<(), StoreError>;
+    /// All revocations.
+    async fn revocations(&self) -> Result<Vec<Value>, StoreError>;
+    /// Deletes everything older than the bounds.
+    async fn prune(&self, before: &PruneBefore) -> Result<(), StoreError>;
+}

@@ -1,0 +1,355 @@
+//! The shared store: PostgreSQL, for several seed replicas behind one load balancer.
+//!
+//! One `tokio_postgres::Client` pipelines the queries of all tasks. Every check-then-insert is
+//! a single `INSERT … ON CONFLICT DO NOTHING`, so replicas cannot both win a race (W29).
+
+use async_trait::async_trait;
+use serde_json::Value;
+use tokio_postgres::{Client, NoTls};
+
+use super::{PruneBefore, RegEvent, ReportEntry, ReportSummary, Store, StoreError};
+use crate::policy::RegStats;
+use crate::record::RouterRecord;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BYTEA NOT NULL);
+CREATE TABLE IF NOT EXISTS routers (router_id TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS router_hosts (host TEXT NOT NULL, router_id TEXT NOT NULL,
+    PRIMARY KEY (host, router_id));
+CREATE INDEX IF NOT EXISTS router_hosts_id ON router_hosts (router_id);
+CREATE TABLE IF NOT EXISTS reg_events (ip TEXT NOT NULL, subnet TEXT NOT NULL,
+    ts DOUBLE PRECISION NOT NULL, success BOOLEAN NOT NULL);
+CREATE INDEX IF NOT EXISTS reg_events_ip ON reg_events (ip, ts);
+CREATE INDEX IF NOT EXISTS reg_events_subnet ON reg_events (subnet, ts);
+CREATE INDEX IF NOT EXISTS reg_events_ts ON reg_events (ts);
+CREATE TABLE IF NOT EXISTS ip_counts (ip TEXT PRIMARY KEY, count BIGINT NOT NULL,
+    last DOUBLE PRECISION NOT NULL);
+CREATE TABLE IF NOT EXISTS spent_challenges (id TEXT PRIMARY KEY,
+    expires_at DOUBLE PRECISION NOT NULL);
+CREATE TABLE IF NOT EXISTS reports (router_id TEXT NOT NULL, reporter_id TEXT NOT NULL,
+    report_id TEXT NOT NULL, severity DOUBLE PRECISION NOT NULL,
+    received_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (router_id, reporter_id));
+CREATE TABLE IF NOT EXISTS flags (router_id TEXT PRIMARY KEY, flagged_at DOUBLE PRECISION NOT NULL);
+CREATE TABLE IF NOT EXISTS revocations (seed_id TEXT PRIMARY KEY, record TEXT NOT NULL);
+";
+
+/// PostgreSQL-backed [`Store`].
+#[derive(Debug)]
+pub struct PgStore {
+    client: Client,
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://…`) and creates the schema if needed. Replicas starting
+    /// together may race on `CREATE … IF NOT EXISTS`; a failed first attempt is retried once.
+    ///
+    /// # Errors
+    /// Connection or schema errors.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::error!(error = %e, "postgres connection ended");
+            }
+        });
+        if client.batch_execute(SCHEMA).await.is_err() {
+            client.batch_execute(SCHEMA).await?;
+        }
+        Ok(Self { client })
+    }
+
+    async fn write_hosts(&self, rec: &RouterRecord) -> Result<(), StoreError> {
+        let c = &self.client;
+        c.execute(
+            "DELETE FROM router_hosts WHERE router_id = $1",
+            &[&rec.router_id],
+        )
+        .await?;
+        for h in rec.hosts() {
+            c.execute(
+                "INSERT INTO router_hosts (host, router_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&h, &rec.router_id],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+fn decode(text: &str) -> Result<RouterRecord, StoreError> {
+    Ok(serde_json::from_str(text)?)
+}
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn meta_get_or_insert(&self, key: &str, init: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let c = &self.client;
+        c.execute(
+            "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[&key, &init],
+        )
+        .await?;
+        Ok(
+            c.query_one("SELECT value FROM meta WHERE key = $1", &[&key])
+                .await?
+                .get(0),
+        )
+    }
+
+    async fn router(&self, id: &str) -> Result<Option<RouterRecord>, StoreError> {
+        let row = self
+            .client
+            .query_opt("SELECT record FROM routers WHERE router_id = $1", &[&id])
+            .await?;
+        row.map(|r| decode(r.get(0))).transpose()
+    }
+
+    async fn insert_router(&self, rec: &RouterRecord) -> Result<bool, StoreError> {
+        let text = serde_json::to_string(rec)?;
+        let n = self
+            .client
+            .execute(
+                "INSERT INTO routers (router_id, record) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&rec.router_id, &text],
+            )
+            .await?;
+        if n == 1 {
+            self.write_hosts(rec).await?;
+        }
+        Ok(n == 1)
+    }
+
+    async fn put_router(&self, rec: &RouterRecord) -> Result<(), StoreError> {
+        let text = serde_json::to_string(rec)?;
+        self.client
+            .execute(
+                "INSERT INTO routers (router_id, record) VALUES ($1, $2)
+                 ON CONFLICT (router_id) DO UPDATE SET record = excluded.record",
+                &[&rec.router_id, &text],
+            )
+            .await?;
+        self.write_hosts(rec).await
+    }
+
+    async fn remove_router(&self, id: &str) -> Result<(), StoreError> {
+        for sql in [
+            "DELETE FROM routers WHERE router_id = $1",
+            "DELETE FROM router_hosts WHERE router_id = $1",
+            "DELETE FROM reports WHERE router_id = $1",
+            "DELETE FROM flags WHERE router_id = $1",
+        ] {
+            self.client.execute(sql, &[&id]).await?;
+        }
+        Ok(())
+    }
+
+    async fn routers(&self) -> Result<Vec<RouterRecord>, StoreError> {
+        let rows = self.client.query("SELECT record FROM routers", &[]).await?;
+        rows.iter().map(|r| decode(r.get(0))).collect()
+    }
+
+    async fn router_count(&self) -> Result<u64, StoreError> {
+        let row = self
+            .client
+            .query_one("SELECT COUNT(*) FROM routers", &[])
+            .await?;
+        Ok(count(row.get(0)))
+    }
+
+    async fn routers_on_hosts(&self, hosts: &[String]) -> Result<Vec<RouterRecord>, StoreError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT DISTINCT r.router_id, r.record FROM router_hosts h
+                 JOIN routers r ON r.router_id = h.router_id WHERE h.host = ANY($1)",
+                &[&hosts],
+            )
+            .await?;
+        rows.iter().map(|r| decode(r.get(1))).collect()
+    }
+
+    async fn spend_challenge(&self, id: &str, expires_at: f64) -> Result<bool, StoreError> {
+        let n = self
+            .client
+            .execute(
+                "INSERT INTO spent_challenges (id, expires_at) VALUES ($1, $2)
+                 ON CONFLICT DO NOTHING",
+                &[&id, &expires_at],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn add_reg_event(&self, ev: &RegEvent) -> Result<(), StoreError> {
+        let c = &self.client;
+        c.execute(
+            "INSERT INTO reg_events (ip, subnet, ts, success) VALUES ($1, $2, $3, $4)",
+            &[&ev.ip, &ev.subnet, &ev.ts, &ev.success],
+        )
+        .await?;
+        if ev.success {
+            c.execute(
+                "INSERT INTO ip_counts (ip, count, last) VALUES ($1, 1, $2)
+                 ON CONFLICT (ip) DO UPDATE SET count = ip_counts.count + 1, last = excluded.last",
+                &[&ev.ip, &ev.ts],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn reg_stats(
+        &self,
+        ip: &str,
+        subnet: &str,
+        since: f64,
+        hour_ago: f64,
+    ) -> Result<RegStats, StoreError> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT
+                   (SELECT COUNT(*) FROM reg_events WHERE ip = $1 AND ts >= $3),
+                   (SELECT MAX(ts) FROM reg_events WHERE ip = $1 AND ts >= $3 AND success),
+                   (SELECT COUNT(*) FROM reg_events WHERE subnet = $2 AND ts >= $3),
+                   (SELECT COUNT(*) FROM reg_events WHERE success AND ts >= $4),
+                   (SELECT count FROM ip_counts WHERE ip = $1)",
+                &[&ip, &subnet, &since, &hour_ago],
+            )
+            .await?;
+        Ok(RegStats {
+            ip_events: count(row.get(0)),
+            last_success_from_ip: row.get(1),
+            subnet_events: count(row.get(2)),
+            recent_successes: count(row.get(3)),
+            ip_successes_total: row.get::<_, Option<i64>>(4).map_or(0, count),
+        })
+    }
+
+    async fn put_report(
+        &self,
+        report: &ReportEntry,
+        since: f64,
+        max: usize,
+    ) -> Result<ReportSummary, StoreError> {
+        let c = &self.client;
+        c.execute(
+            "INSERT INTO reports (router_id, reporter_id, report_id, severity, received_at)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (router_id, reporter_id) DO UPDATE SET
+             report_id = excluded.report_id, severity = excluded.severity,
+             received_at = excluded.received_at",
+            &[
+                &report.router_id,
+                &report.reporter_id,
+                &report.report_id,
+                &report.severity,
+                &report.received_at,
+            ],
+        )
+        .await?;
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        c.execute(
+            "DELETE FROM reports WHERE router_id = $1 AND (received_at < $2 OR reporter_id NOT IN
+             (SELECT reporter_id FROM reports WHERE router_id = $1
+              ORDER BY received_at DESC LIMIT $3))",
+            &[&report.router_id, &since, &max],
+        )
+        .await?;
+        let row = c
+            .query_one(
+                "SELECT COUNT(*), AVG(severity) FROM reports WHERE router_id = $1",
+                &[&report.router_id],
+            )
+            .await?;
+        Ok(ReportSummary {
+            reporters: usize::try_from(row.get::<_, i64>(0)).unwrap_or(0),
+            mean_severity: row.get::<_, Option<f64>>(1).unwrap_or(0.0),
+        })
+    }
+
+    async fn flag_router(&self, id: &str, now: f64) -> Result<bool, StoreError> {
+        let n = self
+            .client
+            .execute(
+                "INSERT INTO flags (router_id, flagged_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&id, &now],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn flagged(&self) -> Result<Vec<String>, StoreError> {
+        let rows = self
+            .client
+            .query("SELECT router_id FROM flags ORDER BY router_id", &[])
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn reported_router_count(&self) -> Result<u64, StoreError> {
+        let row = self
+            .client
+            .query_one("SELECT COUNT(DISTINCT router_id) FROM reports", &[])
+            .await?;
+        Ok(count(row.get(0)))
+    }
+
+    async fn revocation(&self, seed_id: &str) -> Result<Option<Value>, StoreError> {
+        let row = self
+            .client
+            .query_opt(
+                "SELECT record FROM revocations WHERE seed_id = $1",
+                &[&seed_id],
+            )
+            .await?;
+        Ok(row.map(|r| serde_json::from_str(r.get(0))).transpose()?)
+    }
+
+    async fn put_revocation(&self, seed_id: &str, record: &Value) -> Result<(), StoreError> {
+        let text = serde_json::to_string(record)?;
+        self.client
+            .execute(
+                "INSERT INTO revocations (seed_id, record) VALUES ($1, $2)
+                 ON CONFLICT (seed_id) DO UPDATE SET record = excluded.record",
+                &[&seed_id, &text],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn revocations(&self) -> Result<Vec<Value>, StoreError> {
+        let rows = self
+            .client
+            .query("SELECT record FROM revocations ORDER BY seed_id", &[])
+            .await?;
+        rows.iter()
+            .map(|r| Ok(serde_json::from_str(r.get(0))?))
+            .collect()
+    }
+
+    async fn prune(&self, before: &PruneBefore) -> Result<(), StoreError> {
+        let c = &self.client;
+        c.execute("DELETE FROM reg_events WHERE ts < $1", &[&before.events])
+            .await?;
+        c.execute(
+            "DELETE FROM reports WHERE received_at < $1",
+            &[&before.reports],
+        )
+        .await?;
+        c.execute(
+            "DELETE FROM spent_challenges WHERE expires_at < $1",
+            &[&before.challenges],
+        )
+        .await?;
+        c.execute(
+            "DELETE FROM ip_counts WHERE last < $1",
+            &[&before.ip_counts],
+        )
+        .await?;
+        Ok(())
+    }
+}
