@@ -14,9 +14,11 @@
 //! * [`policy`]: difficulty, rate limits, reputation, correlation, health, selection;
 //! * [`store`]: the storage trait and its SQLite and PostgreSQL backends;
 //! * [`config::SeedConfig`]: every setting with its default;
+//! * [`client`]: builders for the signed router requests;
 //! * [`record`], [`error`], [`metrics`], [`probe`], [`clock`], [`run`].
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod error;

@@ -103,6 +103,11 @@ impl AppState {
         &self.0.seed_id
     }
 
+    /// The store (tests and tools read records through it).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.0.store
+    }
+
     /// Now, from the configured clock.
     pub fn now(&self) -> f64 {
         self.0.clock.now()
@@ -167,7 +172,7 @@ impl AppState {
     pub(crate) async fn snapshot(&self) -> Result<Arc<Snapshot>, StoreError> {
         let now = self.now();
         let current = self.0.snapshot.lock().ok().and_then(|s| s.clone());
-        if let Some(s) = current.filter(|s| now - s.at <= self.0.cfg.discover_cache_seconds) {
+        if let Some(s) = current.filter(|s| now - s.at < self.0.cfg.discover_cache_seconds) {
             return Ok(s);
         }
         let snap = Arc::new(self.build_snapshot(now).await?);

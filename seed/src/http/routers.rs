@@ -420,6 +420,7 @@ fn apply_heartbeat(s: &AppState, rec: &mut RouterRecord, m: &HbMetrics) -> Vec<&
     let cfg = &s.0.cfg;
     let now = s.now();
     rec.health.last_seen = now;
+    let was_visible = policy::discoverable(cfg, rec, now);
     policy::monitor_heartbeat(&mut rec.monitor, now);
     for (k, v) in &m.0 {
         let h = &mut rec.health;
@@ -437,6 +438,9 @@ fn apply_heartbeat(s: &AppState, rec: &mut RouterRecord, m: &HbMetrics) -> Vec<&
     rec.health.status = policy::status_string(rec.health.load_pct, rec.health.uptime_pct).into();
     if cfg.reputation_enabled {
         policy::reputation_heartbeat(cfg, &mut rec.reputation, now);
+    }
+    if was_visible != policy::discoverable(cfg, rec, now) {
+        s.invalidate();
     }
     let mut warnings = Vec::new();
     if cfg.correlation_detection_enabled {
