@@ -1,0 +1,231 @@
+#![allow(clippy::unwrap_used, reason = "test code")]
+//! One storage test suite, run against every backend: SQLite in memory, SQLite on disk
+//! (reopened, to show nothing is lost), and a throwaway PostgreSQL cluster.
+
+#[path = "support/pg.rs"]
+mod pg;
+
+use std::sync::Arc;
+
+use ournet_seed::record::{Health, RouterRecord};
+use ournet_seed::store::postgres::PgStore;
+use ournet_seed::store::sqlite::SqliteStore;
+use ournet_seed::store::{PruneBefore, RegEvent, ReportEntry, Store};
+use serde_json::json;
+
+fn record(id: &str, endpoint: &str) -> RouterRecord {
+    let descriptor = json!({"endpoints": [endpoint], "published_at": 1.0});
+    RouterRecord {
+        router_id: id.into(),
+        descriptor: descriptor.as_object().cloned().unwrap(),
+        source_ip: "192.0.2.1".into(),
+        health: Health {
+            last_seen: 100.0,
+            uptime_pct: 100.0,
+            avg_latency_ms: 0.0,
+            load_pct: 0.0,
+            active_connections: 0.0,
+            max_connections: 0.0,
+            queue_depth: 0.0,
+            messages_per_sec: 0.0,
+            status: "healthy".into(),
+        },
+        monitor: None,
+        reputation: ournet_seed::policy::new_reputation(&Default::default(), 100.0),
+        last_signed_ts: 0.0,
+    }
+}
+
+async fn suite(s: Arc<dyn Store>) {
+    routers(&s).await;
+    races(&s).await;
+    events(&s).await;
+    reports_flags_revocations(&s).await;
+}
+
+async fn routers(s: &Arc<dyn Store>) {
+    assert_eq!(s.meta_get_or_insert("k", b"first").await.unwrap(), b"first");
+    assert_eq!(
+        s.meta_get_or_insert("k", b"second").await.unwrap(),
+        b"first"
+    );
+    assert!(s.insert_router(&record("a", "10.0.0.1:1")).await.unwrap());
+    assert!(!s.insert_router(&record("a", "10.0.0.9:1")).await.unwrap());
+    let mut b = record("b", "10.0.0.2:1");
+    s.put_router(&b).await.unwrap();
+    b.descriptor
+        .insert("endpoints".into(), json!(["10.0.0.3:1"]));
+    s.put_router(&b).await.unwrap();
+    assert_eq!(s.router_count().await.unwrap(), 2);
+    assert_eq!(
+        s.router("b").await.unwrap().unwrap().endpoints(),
+        vec!["10.0.0.3:1"]
+    );
+    assert!(
+        s.routers_on_hosts(&["10.0.0.2".into()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let on = s
+        .routers_on_hosts(&["10.0.0.3".into(), "10.0.0.1".into()])
+        .await
+        .unwrap();
+    assert_eq!(on.len(), 2);
+    s.remove_router("b").await.unwrap();
+    assert!(s.router("b").await.unwrap().is_none());
+    assert_eq!(s.routers().await.unwrap().len(), 1);
+}
+
+async fn races(s: &Arc<dyn Store>) {
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let won_router = s
+                .insert_router(&record("racy", &format!("10.9.0.{i}:1")))
+                .await
+                .unwrap();
+            let won_challenge = s.spend_challenge("chal-1", 500.0).await.unwrap();
+            (won_router, won_challenge)
+        }));
+    }
+    let mut wins = (0, 0);
+    for t in tasks {
+        let (r, c) = t.await.unwrap();
+        wins.0 += usize::from(r);
+        wins.1 += usize::from(c);
+    }
+    assert_eq!(wins, (1, 1), "exactly one insert and one spend win (W29)");
+}
+
+async fn events(s: &Arc<dyn Store>) {
+    let ev = |ip: &str, ts: f64, success: bool| RegEvent {
+        ip: ip.into(),
+        subnet: ournet_seed::policy::subnet_key(ip),
+        ts,
+        success,
+    };
+    s.add_reg_event(&ev("192.0.2.1", 10.0, false))
+        .await
+        .unwrap();
+    s.add_reg_event(&ev("192.0.2.1", 20.0, true)).await.unwrap();
+    s.add_reg_event(&ev("192.0.2.2", 30.0, true)).await.unwrap();
+    let st = s
+        .reg_stats("192.0.2.1", "192.0.2.0/24", 0.0, 15.0)
+        .await
+        .unwrap();
+    assert_eq!(
+        (st.ip_events, st.subnet_events, st.recent_successes),
+        (2, 3, 2)
+    );
+    assert_eq!(
+        (st.last_success_from_ip, st.ip_successes_total),
+        (Some(20.0), 1)
+    );
+    let later = s
+        .reg_stats("192.0.2.1", "192.0.2.0/24", 25.0, 25.0)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            later.ip_events,
+            later.last_success_from_ip,
+            later.ip_successes_total
+        ),
+        (0, None, 1)
+    );
+    s.prune(&PruneBefore {
+        events: 25.0,
+        reports: 0.0,
+        challenges: 600.0,
+        ip_counts: 25.0,
+    })
+    .await
+    .unwrap();
+    let pruned = s
+        .reg_stats("192.0.2.2", "192.0.2.0/24", 0.0, 0.0)
+        .await
+        .unwrap();
+    assert_eq!((pruned.subnet_events, pruned.ip_successes_total), (1, 1));
+    assert_eq!(
+        s.reg_stats("192.0.2.1", "x", 0.0, 0.0)
+            .await
+            .unwrap()
+            .ip_successes_total,
+        0
+    );
+    assert!(
+        s.spend_challenge("chal-1", 500.0).await.unwrap(),
+        "expired spent ids are pruned"
+    );
+}
+
+async fn reports_flags_revocations(s: &Arc<dyn Store>) {
+    let rep = |reporter: &str, sev: f64, at: f64| ReportEntry {
+        report_id: format!("r-{reporter}"),
+        router_id: "a".into(),
+        reporter_id: reporter.into(),
+        severity: sev,
+        received_at: at,
+    };
+    s.put_report(&rep("x", 0.2, 10.0), 0.0, 2).await.unwrap();
+    let sum = s.put_report(&rep("x", 0.8, 11.0), 0.0, 2).await.unwrap();
+    assert_eq!(sum.reporters, 1, "same reporter replaces");
+    s.put_report(&rep("y", 0.4, 12.0), 0.0, 2).await.unwrap();
+    let sum = s.put_report(&rep("z", 0.6, 13.0), 0.0, 2).await.unwrap();
+    assert_eq!(sum.reporters, 2, "capped at max, newest kept");
+    assert!((sum.mean_severity - 0.5).abs() < 1e-9);
+    let sum = s.put_report(&rep("w", 1.0, 100.0), 50.0, 10).await.unwrap();
+    assert_eq!(sum.reporters, 1, "window drops old reports");
+    assert_eq!(s.reported_router_count().await.unwrap(), 1);
+    assert!(s.flag_router("a", 1.0).await.unwrap());
+    assert!(!s.flag_router("a", 2.0).await.unwrap());
+    assert_eq!(s.flagged().await.unwrap(), vec!["a".to_owned()]);
+    s.put_revocation("seed-1", &json!({"seed_id": "seed-1", "effective_at": 5.0}))
+        .await
+        .unwrap();
+    s.put_revocation("seed-1", &json!({"seed_id": "seed-1", "effective_at": 4.0}))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.revocation("seed-1").await.unwrap().unwrap()["effective_at"],
+        4.0
+    );
+    assert_eq!(s.revocations().await.unwrap().len(), 1);
+    assert!(s.revocation("nope").await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_in_memory() {
+    suite(Arc::new(SqliteStore::in_memory().unwrap())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_on_disk_survives_reopen() {
+    let dir = std::env::temp_dir().join(format!("ournet-store-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    suite(Arc::new(SqliteStore::open_dir(&dir).unwrap())).await;
+    let reopened = SqliteStore::open_dir(&dir).unwrap();
+    assert_eq!(reopened.router_count().await.unwrap(), 2);
+    assert_eq!(
+        reopened.meta_get_or_insert("k", b"other").await.unwrap(),
+        b"first"
+    );
+    assert!(!reopened.spend_challenge("chal-1", 500.0).await.unwrap());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres() {
+    let cluster = pg::PgCluster::start("suite");
+    let url = cluster.create_db("suite");
+    suite(Arc::new(PgStore::connect(&url).await.unwrap())).await;
+    let second = PgStore::connect(&url).await.unwrap();
+    assert_eq!(
+        second.router_count().await.unwrap(),
+        2,
+        "a second connection sees the same state"
+    );
+}
