@@ -89,15 +89,11 @@ pub async fn build_state(cfg: SeedConfig) -> anyhow::Result<AppState> {
     Ok(AppState::new(cfg, store, key, Arc::new(SystemClock), prober, asns).await?)
 }
 
-/// Serves until SIGTERM or Ctrl-C. Prints `listening on <addr>` and `metrics on <addr>` on
-/// stdout once bound (e2e tests read these lines).
+/// Serves until SIGTERM or Ctrl-C. Prints `metrics on <addr>` then `listening on <addr>` on
+/// stdout once both are bound (e2e tests read the second line as "ready").
 ///
 /// # Errors
 /// Bind or serve failures.
-#[expect(
-    clippy::print_stdout,
-    reason = "the ready line is the startup protocol"
-)]
 pub async fn serve(cfg: SeedConfig) -> anyhow::Result<()> {
     let (listen, metrics_listen) = (cfg.listen, cfg.metrics_listen);
     let state = build_state(cfg).await?;
@@ -107,8 +103,11 @@ pub async fn serve(cfg: SeedConfig) -> anyhow::Result<()> {
     let met = TcpListener::bind(metrics_listen)
         .await
         .with_context(|| format!("binding {metrics_listen}"))?;
-    println!("listening on {}", api.local_addr()?);
-    println!("metrics on {}", met.local_addr()?);
+    ready_line(&format!(
+        "metrics on {}\nlistening on {}",
+        met.local_addr()?,
+        api.local_addr()?
+    ));
     tracing::info!(seed_id = state.seed_id(), "seed ready");
     let jobs = [
         tokio::spawn(health_loop(state.clone())),
@@ -124,6 +123,14 @@ pub async fn serve(cfg: SeedConfig) -> anyhow::Result<()> {
     }
     tracing::info!("seed stopped");
     Ok(())
+}
+
+/// Writes the ready lines. A closed stdout (the reader went away) must not stop the seed.
+fn ready_line(text: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
+    let _ = out.flush();
 }
 
 async fn serve_metrics(listener: TcpListener, state: AppState) {

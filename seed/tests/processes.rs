@@ -1,0 +1,75 @@
+#![allow(clippy::unwrap_used, reason = "test code")]
+//! The real binary: restart without loss on the embedded store, and two replicas sharing one
+//! PostgreSQL database.
+
+#[path = "support/pg.rs"]
+mod pg;
+#[path = "support/process.rs"]
+mod process;
+
+use process::{SeedProcess, router, temp_dir};
+
+#[tokio::test]
+async fn embedded_store_survives_restart_and_keeps_its_key() {
+    let dir = temp_dir("restart");
+    let a = SeedProcess::start(&dir, &[]);
+    let r = router(1, "192.0.2.10:8471");
+    let (c, d) = a.challenge().await;
+    let (st, v) = a.register_with(&r, &c, d).await;
+    assert_eq!(st, 200, "{v}");
+    let (_, first) = a.call("POST", "/discover", None).await;
+    assert!(a.terminate().success(), "clean exit on SIGTERM");
+    let key_file = dir.join("seed_key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let b = SeedProcess::start(&dir, &[]);
+    assert_eq!(b.discovered_ids().await, vec![r.router_id()]);
+    let (_, second) = b.call("POST", "/discover", None).await;
+    assert_eq!(
+        first["seed_key"], second["seed_key"],
+        "same seed key after restart"
+    );
+    // The challenge spent before the restart stays spent.
+    let (st, v) = b.register_with(&router(2, "192.0.2.11:8471"), &c, d).await;
+    assert_eq!((st, v["reason"].as_str()), (400, Some("challenge_reused")));
+    drop(b);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn two_replicas_share_registrations_and_challenge_use_through_postgres() {
+    let cluster = pg::PgCluster::start("replicas");
+    let url = cluster.create_db("seed");
+    let a = SeedProcess::start(&temp_dir("replica-a"), &["--database-url", &url]);
+    let b = SeedProcess::start(&temp_dir("replica-b"), &["--database-url", &url]);
+    let r = router(3, "192.0.2.20:8471");
+    let (c, d) = a.challenge().await;
+    let (st, v) = a.register_with(&r, &c, d).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        b.discovered_ids().await,
+        vec![r.router_id()],
+        "registered at A, discovered at B"
+    );
+    let (st, v) = b.register_with(&router(4, "192.0.2.21:8471"), &c, d).await;
+    assert_eq!(
+        (st, v["reason"].as_str()),
+        (400, Some("challenge_reused")),
+        "spent at A, refused at B"
+    );
+    let (c2, d2) = b.challenge().await;
+    let (st, v) = a
+        .register_with(&router(5, "198.51.100.22:8471"), &c2, d2)
+        .await;
+    assert_eq!(st, 200, "a challenge issued by B is valid at A: {v}");
+    let (st, v) = a
+        .register_with(&router(6, "192.0.2.23:8471"), &c2, d2)
+        .await;
+    assert_eq!((st, v["reason"].as_str()), (400, Some("challenge_reused")));
+    assert_eq!(a.discovered_ids().await.len(), 2);
+    drop((a, b));
+}
