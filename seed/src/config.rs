@@ -300,3 +300,28 @@ impl SeedConfig {
         toml::from_str(text)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_file_lists_valid_keys_with_the_defaults() {
+        let example = include_str!("../seed.example.toml");
+        let uncommented: String = example
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| {
+                l.split_once(" = ").is_some_and(|(k, v)| {
+                    k.chars().all(|c| c.is_ascii_lowercase() || c == '_') && v != "(unset)"
+                })
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(uncommented.lines().count() > 70, "{uncommented}");
+        let parsed = SeedConfig::from_toml(&uncommented).unwrap();
+        let d = SeedConfig::default();
+        assert_eq!(format!("{parsed:?}"), format!("{d:?}"));
+        assert!(SeedConfig::from_toml("no_such_key = 1").is_err());
+    }
+}
