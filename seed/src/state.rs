@@ -44,6 +44,15 @@ pub(crate) struct Inner {
     limiter: Mutex<HashMap<IpAddr, (f64, f64)>>,
     snapshot: Mutex<Option<Arc<Snapshot>>>,
     heartbeats: Mutex<VecDeque<f64>>,
+    counters: Mutex<Option<Counters>>,
+}
+
+/// Registry-wide numbers that cost a scan, refreshed at most once a second.
+#[derive(Debug, Clone, Copy)]
+struct Counters {
+    at: f64,
+    routers: u64,
+    hourly_successes: u64,
 }
 
 /// Scored candidates at one moment, and the signed answers computed from them.
@@ -95,6 +104,7 @@ impl AppState {
             limiter: Mutex::new(HashMap::new()),
             snapshot: Mutex::new(None),
             heartbeats: Mutex::new(VecDeque::new()),
+            counters: Mutex::new(None),
         })))
     }
 
@@ -159,6 +169,36 @@ impl AppState {
         let in_interval = q.len();
         q.push_back(now);
         (in_window as u64, in_interval as u64)
+    }
+
+    /// (router count, successful registrations in the last hour), at most a second old, so
+    /// registration cost stays flat as the registry grows. A local registration bumps both.
+    pub(crate) async fn counters(&self) -> Result<(u64, u64), StoreError> {
+        let now = self.now();
+        let cached = self.0.counters.lock().ok().and_then(|c| *c);
+        if let Some(c) = cached.filter(|c| (0.0..1.0).contains(&(now - c.at))) {
+            return Ok((c.routers, c.hourly_successes));
+        }
+        let routers = self.0.store.router_count().await?;
+        let hourly_successes = self.0.store.successes_since(now - 3600.0).await?;
+        if let Ok(mut c) = self.0.counters.lock() {
+            *c = Some(Counters {
+                at: now,
+                routers,
+                hourly_successes,
+            });
+        }
+        Ok((routers, hourly_successes))
+    }
+
+    /// Counts a local registration in the cached counters.
+    pub(crate) fn count_registration(&self) {
+        if let Ok(mut c) = self.0.counters.lock()
+            && let Some(c) = c.as_mut()
+        {
+            c.routers += 1;
+            c.hourly_successes += 1;
+        }
     }
 
     /// Drops the cached `/discover` snapshot after a local write.

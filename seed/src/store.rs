@@ -120,14 +120,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn spend_challenge(&self, id: &str, expires_at: f64) -> Result<bool, StoreError>;
     /// Records a registration attempt; a success also bumps the IP's lifetime count.
     async fn add_reg_event(&self, ev: &RegEvent) -> Result<(), StoreError>;
-    /// Counts for rate limiting and difficulty, over events since `since`.
-    async fn reg_stats(
-        &self,
-        ip: &str,
-        subnet: &str,
-        since: f64,
-        hour_ago: f64,
-    ) -> Result<RegStats, StoreError>;
+    /// Per-IP and per-subnet counts for rate limiting and difficulty, over events since
+    /// `since` (`recent_successes` is left 0: see [`Store::successes_since`]).
+    async fn reg_stats(&self, ip: &str, subnet: &str, since: f64) -> Result<RegStats, StoreError>;
+    /// Successful registrations from all IPs since `since` (the adaptive-PoW rate). This
+    /// scans the window, so the seed caches it for a second instead of asking per request.
+    async fn successes_since(&self, since: f64) -> Result<u64, StoreError>;
     /// Stores a report (replacing the reporter's earlier one), keeps the newest `max` for the
     /// router, and returns the summary over reports received since `since`.
     async fn put_report(

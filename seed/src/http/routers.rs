@@ -44,12 +44,13 @@ async fn challenge_inner(s: &AppState, ip: String) -> Result<Response, AppError>
 }
 
 async fn reg_stats(s: &AppState, ip: &str) -> Result<RegStats, AppError> {
-    let now = s.now();
-    let since = now - s.0.cfg.rate_limit_window_seconds;
-    Ok(s.0
-        .store
-        .reg_stats(ip, &policy::subnet_key(ip), since, now - 3600.0)
-        .await?)
+    let since = s.now() - s.0.cfg.rate_limit_window_seconds;
+    let mut stats =
+        s.0.store
+            .reg_stats(ip, &policy::subnet_key(ip), since)
+            .await?;
+    stats.recent_successes = s.counters().await?.1;
+    Ok(stats)
 }
 
 pub(super) async fn register(
@@ -89,7 +90,7 @@ async fn register_inner(s: &AppState, ip: String, body: &Bytes) -> Result<Respon
 /// Rate limits and endpoint collision for a router the seed does not know (§5.2, §5.4).
 async fn admit_new(s: &AppState, ip: &str, desc: &SignedDescriptor) -> Result<(), AppError> {
     let cfg = &s.0.cfg;
-    if s.0.store.router_count().await? >= cfg.max_routers {
+    if s.counters().await?.0 >= cfg.max_routers {
         return Err(AppError::with(
             StatusCode::SERVICE_UNAVAILABLE,
             "rejected",
@@ -268,6 +269,7 @@ async fn register_new(
         ));
     }
     record_event(s, ip, true).await?;
+    s.count_registration();
     s.0.metrics.registered();
     s.invalidate();
     Ok(Json(json!({

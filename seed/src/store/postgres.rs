@@ -202,13 +202,7 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn reg_stats(
-        &self,
-        ip: &str,
-        subnet: &str,
-        since: f64,
-        hour_ago: f64,
-    ) -> Result<RegStats, StoreError> {
+    async fn reg_stats(&self, ip: &str, subnet: &str, since: f64) -> Result<RegStats, StoreError> {
         let row = self
             .client
             .query_one(
@@ -216,18 +210,28 @@ impl Store for PgStore {
                    (SELECT COUNT(*) FROM reg_events WHERE ip = $1 AND ts >= $3),
                    (SELECT MAX(ts) FROM reg_events WHERE ip = $1 AND ts >= $3 AND success),
                    (SELECT COUNT(*) FROM reg_events WHERE subnet = $2 AND ts >= $3),
-                   (SELECT COUNT(*) FROM reg_events WHERE success AND ts >= $4),
                    (SELECT count FROM ip_counts WHERE ip = $1)",
-                &[&ip, &subnet, &since, &hour_ago],
+                &[&ip, &subnet, &since],
             )
             .await?;
         Ok(RegStats {
             ip_events: count(row.get(0)),
             last_success_from_ip: row.get(1),
             subnet_events: count(row.get(2)),
-            recent_successes: count(row.get(3)),
-            ip_successes_total: row.get::<_, Option<i64>>(4).map_or(0, count),
+            recent_successes: 0,
+            ip_successes_total: row.get::<_, Option<i64>>(3).map_or(0, count),
         })
+    }
+
+    async fn successes_since(&self, since: f64) -> Result<u64, StoreError> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT COUNT(*) FROM reg_events WHERE success AND ts >= $1",
+                &[&since],
+            )
+            .await?;
+        Ok(count(row.get(0)))
     }
 
     async fn put_report(

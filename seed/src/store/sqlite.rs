@@ -203,13 +203,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn reg_stats(
-        &self,
-        ip: &str,
-        subnet: &str,
-        since: f64,
-        hour_ago: f64,
-    ) -> Result<RegStats, StoreError> {
+    async fn reg_stats(&self, ip: &str, subnet: &str, since: f64) -> Result<RegStats, StoreError> {
         let c = self.db()?;
         let (ip_events, last): (u64, Option<f64>) = c.query_row(
             "SELECT COUNT(*), MAX(CASE WHEN success THEN ts END) FROM reg_events
@@ -222,11 +216,6 @@ impl Store for SqliteStore {
             params![subnet, since],
             |r| r.get(0),
         )?;
-        let recent_successes: u64 = c.query_row(
-            "SELECT COUNT(*) FROM reg_events WHERE success AND ts >= ?1",
-            [hour_ago],
-            |r| r.get(0),
-        )?;
         let total: Option<u64> = c
             .query_row("SELECT count FROM ip_counts WHERE ip = ?1", [ip], |r| {
                 r.get(0)
@@ -237,8 +226,17 @@ impl Store for SqliteStore {
             subnet_events,
             last_success_from_ip: last,
             ip_successes_total: total.unwrap_or(0),
-            recent_successes,
+            recent_successes: 0,
         })
+    }
+
+    async fn successes_since(&self, since: f64) -> Result<u64, StoreError> {
+        let c = self.db()?;
+        Ok(c.query_row(
+            "SELECT COUNT(*) FROM reg_events WHERE success AND ts >= ?1",
+            [since],
+            |r| r.get(0),
+        )?)
     }
 
     async fn put_report(
