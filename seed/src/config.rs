@@ -34,8 +34,11 @@ pub struct SeedConfig {
     pub database_url: Option<String>,
     /// Largest accepted request body in bytes; larger bodies get 413. Default 65536.
     pub max_body_bytes: usize,
-    /// A request that takes longer (slow client included) is answered 408. Default 10 s.
+    /// A request that takes longer (slow client included) is answered 408, and a request head
+    /// not received within it closes the connection. Default 10 s.
     pub request_timeout_seconds: f64,
+    /// Most open client connections; more wait in the accept queue. Default 10000.
+    pub max_connections: usize,
     /// Requests per second each client IP may make to the API (token bucket). Default 20.
     pub requests_per_second_per_ip: f64,
     /// Token-bucket burst per client IP. Default 40.
@@ -216,6 +219,7 @@ impl Default for SeedConfig {
             database_url: None,
             max_body_bytes: 64 * 1024,
             request_timeout_seconds: 10.0,
+            max_connections: 10_000,
             requests_per_second_per_ip: 20.0,
             request_burst_per_ip: 40.0,
             trust_forwarded_for: false,

@@ -14,6 +14,7 @@
 //! * [`policy`]: difficulty, rate limits, reputation, correlation, health, selection;
 //! * [`store`]: the storage trait and its SQLite and PostgreSQL backends;
 //! * [`config::SeedConfig`]: every setting with its default;
+//! * [`listener`]: the accept loop (header timeout, connection cap);
 //! * [`client`]: builders for the signed router requests;
 //! * [`record`], [`error`], [`metrics`], [`probe`], [`clock`], [`run`].
 #![forbid(unsafe_code)]
@@ -23,6 +24,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod listener;
 pub mod metrics;
 pub mod policy;
 pub mod probe;

@@ -1,6 +1,5 @@
 //! Running the service: key file, store, listeners, background loops, shutdown.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -114,10 +113,16 @@ pub async fn serve(cfg: SeedConfig) -> anyhow::Result<()> {
         tokio::spawn(crate::http::gossip_loop(state.clone())),
         tokio::spawn(serve_metrics(met, state.clone())),
     ];
-    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(api, service)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let header_timeout = Duration::from_secs_f64(state.0.cfg.request_timeout_seconds.max(0.001));
+    let max_conns = state.0.cfg.max_connections;
+    crate::listener::serve(
+        api,
+        app(state),
+        header_timeout,
+        max_conns,
+        shutdown_signal(),
+    )
+    .await;
     for j in jobs {
         j.abort();
     }

@@ -73,3 +73,28 @@ async fn two_replicas_share_registrations_and_challenge_use_through_postgres() {
     assert_eq!(a.discovered_ids().await.len(), 2);
     drop((a, b));
 }
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_request_head_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = temp_dir("slowloris");
+    let seed = SeedProcess::start_with(&dir, &[], "request_timeout_seconds = 1.0");
+    let mut s = tokio::net::TcpStream::connect(&seed.addr).await.unwrap();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    // The test timeout only turns a hang into a failure; nothing asserts how long it took.
+    let read = tokio::time::timeout(std::time::Duration::from_secs(60), s.read_to_end(&mut buf))
+        .await
+        .expect("the seed kept a half-sent request open");
+    assert!(read.is_ok() || buf.is_empty());
+    let (st, v) = seed.call("GET", "/health", None).await;
+    assert_eq!(
+        (st, v["status"].as_str()),
+        (200, Some("ok")),
+        "other clients are still served"
+    );
+    drop(seed);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

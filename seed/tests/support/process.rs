@@ -34,8 +34,12 @@ pub(crate) fn temp_dir(name: &str) -> PathBuf {
 
 impl SeedProcess {
     pub(crate) fn start(data_dir: &Path, extra: &[&str]) -> Self {
+        Self::start_with(data_dir, extra, "")
+    }
+
+    pub(crate) fn start_with(data_dir: &Path, extra: &[&str], more_config: &str) -> Self {
         let config = data_dir.with_extension("toml");
-        std::fs::write(&config, TEST_CONFIG).unwrap();
+        std::fs::write(&config, format!("{TEST_CONFIG}\n{more_config}")).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_ournet-seed"))
             .arg("--config")
             .arg(&config)
