@@ -255,6 +255,19 @@ async fn new_descriptor_moves_endpoints_and_update_keeps_health() {
         rec.monitor.is_some() && rec.reputation.heartbeat_count == 1,
         "update kept state (W32)"
     );
+    let other = router(16, "10.90.0.1:8471");
+    assert_eq!(h.register(&other, "10.90.0.1").await.0, StatusCode::OK);
+    r.endpoints = vec!["10.90.0.1:8472".into()];
+    h.clock.advance(1.0);
+    let mut onto = r.descriptor(h.now()).unwrap().to_json().unwrap();
+    onto.insert("timestamp".into(), json!(h.now()));
+    let (_, v) = h
+        .post("/register", &Value::Object(r.signed(onto)), "10.9.0.1")
+        .await;
+    assert_eq!(
+        v["reason"], "endpoint_collision",
+        "cannot move onto another router"
+    );
     let mut stale = r.descriptor(h.now() - 100.0).unwrap().to_json().unwrap();
     h.clock.advance(1.0);
     stale.insert("timestamp".into(), json!(h.now()));

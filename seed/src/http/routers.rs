@@ -99,20 +99,8 @@ async fn admit_new(s: &AppState, ip: &str, desc: &SignedDescriptor) -> Result<()
     }
     let stats = reg_stats(s, ip).await?;
     let mut verdict = policy::rate_limit(cfg, &stats, s.now());
-    if verdict.is_ok() && cfg.correlation_detection_enabled {
-        let hosts: Vec<String> = desc
-            .body
-            .endpoints
-            .iter()
-            .map(|e| policy::split_endpoint(e).0.to_owned())
-            .collect();
-        let near = s.0.store.routers_on_hosts(&hosts).await?;
-        if near
-            .iter()
-            .any(|r| policy::collides(&desc.body.endpoints, &r.endpoints()))
-        {
-            verdict = Err("endpoint_collision:nearly_identical_endpoints_exist".into());
-        }
+    if verdict.is_ok() && collides_with_other(s, &desc.body.endpoints, "").await? {
+        verdict = Err(COLLISION.into());
     }
     match verdict {
         Ok(()) => Ok(()),
@@ -124,6 +112,43 @@ async fn admit_new(s: &AppState, ip: &str, desc: &SignedDescriptor) -> Result<()
             )
         }
     }
+}
+
+const COLLISION: &str = "endpoint_collision:nearly_identical_endpoints_exist";
+
+/// Whether `endpoints` nearly equal another router's (§5.4). Only routers sharing a host can
+/// reach the threshold, so the host index answers without a registry scan.
+async fn collides_with_other(
+    s: &AppState,
+    endpoints: &[String],
+    except: &str,
+) -> Result<bool, AppError> {
+    if !s.0.cfg.correlation_detection_enabled {
+        return Ok(false);
+    }
+    let hosts: Vec<String> = endpoints
+        .iter()
+        .map(|e| policy::split_endpoint(e).0.to_owned())
+        .collect();
+    let near = s.0.store.routers_on_hosts(&hosts).await?;
+    Ok(near
+        .iter()
+        .any(|r| r.router_id != except && policy::collides(endpoints, &r.endpoints())))
+}
+
+/// A move to new endpoints: refused onto another router's endpoints, then probed (W10).
+async fn check_move(
+    s: &AppState,
+    v: &VerifiedDescriptor,
+    status_word: &str,
+) -> Result<(), AppError> {
+    let id = v.body().router_id.to_hex();
+    if collides_with_other(s, &v.body().endpoints, &id).await? {
+        return Err(AppError::bad(status_word, "endpoint_collision"));
+    }
+    probe_first(s, &v.body().endpoints)
+        .await
+        .map_err(|_| AppError::bad(status_word, "unreachable"))
 }
 
 async fn record_event(s: &AppState, ip: &str, success: bool) -> Result<(), AppError> {
@@ -311,7 +336,7 @@ async fn update(
     ts: f64,
 ) -> Result<Response, AppError> {
     if apply_descriptor(&mut old, &v, ts)? {
-        probe_first(s, &v.body().endpoints).await?;
+        check_move(s, &v, "rejected").await?;
     }
     s.0.store.put_router(&old).await?;
     s.invalidate();
@@ -359,9 +384,7 @@ async fn heartbeat_inner(s: &AppState, body: &Bytes) -> Result<Response, AppErro
             return Err(err("invalid_descriptor").field("detail", "router_id mismatch"));
         }
         if apply_descriptor(&mut rec, &v, ts)? {
-            probe_first(s, &v.body().endpoints)
-                .await
-                .map_err(|_| err("unreachable"))?;
+            check_move(s, &v, "error").await?;
         }
     }
     rec.last_signed_ts = ts;
