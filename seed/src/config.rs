@@ -164,9 +164,9 @@ pub struct SeedConfig {
     pub rate_limit_enabled: bool,
     /// Window of counted events. Default 3600.
     pub rate_limit_window_seconds: f64,
-    /// Registration attempts per IP per window. Default 5.
+    /// Registration attempts per IP per window. Default 5 (counts saturate at 1000).
     pub rate_limit_max_per_ip: u64,
-    /// Registration attempts per /24 per window. Default 10.
+    /// Registration attempts per /24 per window. Default 10 (counts saturate at 1000).
     pub rate_limit_max_per_subnet: u64,
     /// Seconds after a successful registration before the IP may register again. Default 300.
     pub rate_limit_cooldown_seconds: f64,

@@ -27,6 +27,10 @@ use crate::record::RouterRecord;
 /// How long per-IP registration counts are kept after the IP's last registration (30 days).
 pub const IP_COUNT_RETENTION_SECONDS: f64 = 30.0 * 86_400.0;
 
+/// Per-IP and per-subnet event counts saturate here: they are only compared with small
+/// limits, and a bounded count keeps each check O(log n) however many events an address has.
+pub const REG_COUNT_CAP: i64 = 1000;
+
 /// A storage failure. Details go to the log; clients see a bare 500.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

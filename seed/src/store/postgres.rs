@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 use tokio_postgres::{Client, NoTls};
 
-use super::{PruneBefore, RegEvent, ReportEntry, ReportSummary, Store, StoreError};
+use super::{PruneBefore, REG_COUNT_CAP, RegEvent, ReportEntry, ReportSummary, Store, StoreError};
 use crate::policy::RegStats;
 use crate::record::RouterRecord;
 
@@ -20,6 +20,7 @@ CREATE INDEX IF NOT EXISTS router_hosts_id ON router_hosts (router_id);
 CREATE TABLE IF NOT EXISTS reg_events (ip TEXT NOT NULL, subnet TEXT NOT NULL,
     ts DOUBLE PRECISION NOT NULL, success BOOLEAN NOT NULL);
 CREATE INDEX IF NOT EXISTS reg_events_ip ON reg_events (ip, ts);
+CREATE INDEX IF NOT EXISTS reg_events_ip_success ON reg_events (ip, success, ts);
 CREATE INDEX IF NOT EXISTS reg_events_subnet ON reg_events (subnet, ts);
 CREATE INDEX IF NOT EXISTS reg_events_ts ON reg_events (ts);
 CREATE TABLE IF NOT EXISTS ip_counts (ip TEXT PRIMARY KEY, count BIGINT NOT NULL,
@@ -207,11 +208,13 @@ impl Store for PgStore {
             .client
             .query_one(
                 "SELECT
-                   (SELECT COUNT(*) FROM reg_events WHERE ip = $1 AND ts >= $3),
+                   (SELECT COUNT(*) FROM (SELECT 1 FROM reg_events
+                      WHERE ip = $1 AND ts >= $3 LIMIT $4) AS a),
                    (SELECT MAX(ts) FROM reg_events WHERE ip = $1 AND ts >= $3 AND success),
-                   (SELECT COUNT(*) FROM reg_events WHERE subnet = $2 AND ts >= $3),
+                   (SELECT COUNT(*) FROM (SELECT 1 FROM reg_events
+                      WHERE subnet = $2 AND ts >= $3 LIMIT $4) AS b),
                    (SELECT count FROM ip_counts WHERE ip = $1)",
-                &[&ip, &subnet, &since],
+                &[&ip, &subnet, &since, &REG_COUNT_CAP],
             )
             .await?;
         Ok(RegStats {

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
-use super::{PruneBefore, RegEvent, ReportEntry, ReportSummary, Store, StoreError};
+use super::{PruneBefore, REG_COUNT_CAP, RegEvent, ReportEntry, ReportSummary, Store, StoreError};
 use crate::policy::RegStats;
 use crate::record::RouterRecord;
 
@@ -25,6 +25,7 @@ CREATE INDEX IF NOT EXISTS router_hosts_id ON router_hosts (router_id);
 CREATE TABLE IF NOT EXISTS reg_events (ip TEXT NOT NULL, subnet TEXT NOT NULL,
     ts REAL NOT NULL, success INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS reg_events_ip ON reg_events (ip, ts);
+CREATE INDEX IF NOT EXISTS reg_events_ip_success ON reg_events (ip, success, ts);
 CREATE INDEX IF NOT EXISTS reg_events_subnet ON reg_events (subnet, ts);
 CREATE INDEX IF NOT EXISTS reg_events_ts ON reg_events (ts);
 CREATE TABLE IF NOT EXISTS ip_counts (ip TEXT PRIMARY KEY, count INTEGER NOT NULL,
@@ -205,15 +206,20 @@ impl Store for SqliteStore {
 
     async fn reg_stats(&self, ip: &str, subnet: &str, since: f64) -> Result<RegStats, StoreError> {
         let c = self.db()?;
-        let (ip_events, last): (u64, Option<f64>) = c.query_row(
-            "SELECT COUNT(*), MAX(CASE WHEN success THEN ts END) FROM reg_events
-             WHERE ip = ?1 AND ts >= ?2",
+        let ip_events: u64 = c.query_row(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM reg_events WHERE ip = ?1 AND ts >= ?2 LIMIT ?3)",
+            params![ip, since, REG_COUNT_CAP],
+            |r| r.get(0),
+        )?;
+        let last: Option<f64> = c.query_row(
+            "SELECT MAX(ts) FROM reg_events WHERE ip = ?1 AND success AND ts >= ?2",
             params![ip, since],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| r.get(0),
         )?;
         let subnet_events: u64 = c.query_row(
-            "SELECT COUNT(*) FROM reg_events WHERE subnet = ?1 AND ts >= ?2",
-            params![subnet, since],
+            "SELECT COUNT(*) FROM (SELECT 1 FROM reg_events WHERE subnet = ?1 AND ts >= ?2
+             LIMIT ?3)",
+            params![subnet, since, REG_COUNT_CAP],
             |r| r.get(0),
         )?;
         let total: Option<u64> = c
