@@ -11,10 +11,11 @@
 //!   checks; it ignores every other field of the entry. The router, not the seed, picks
 //!   `registered_at`, and the seed keeps it.
 //! * `descriptor_signature`: Ed25519 over `"ournet-router-descriptor-v1\n"` followed by the
-//!   **compact** canonical JSON of every descriptor field below except the two signatures. It
-//!   also covers the relay's X25519 `onion_key` (circuit handshake) and `link_key` (link Noise
-//!   static key), `published_at`, `region` and `coordinates`, which the reference signature
-//!   leaves open to substitution.
+//!   **compact** canonical JSON of every descriptor field below except the two signatures,
+//!   with `region` and `coordinates` always present (`null` when unset, although the JSON
+//!   form omits them then, as the reference does). It covers the relay's X25519 `onion_key`
+//!   (circuit handshake) and `link_key` (link Noise static key), `published_at`, `region` and
+//!   `coordinates`, which the reference signature leaves open to substitution.
 //!
 //! ```text
 //! { "router_id": hex32, "endpoints": ["host:port", ..], "capacity": {..}, "regions": [..],
