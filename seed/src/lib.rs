@@ -16,6 +16,7 @@
 //! * [`config::SeedConfig`]: every setting with its default;
 //! * [`listener`]: the accept loop (header timeout, connection cap);
 //! * [`client`]: builders for the signed router requests;
+//! * [`revocation`]: revocation acceptance and the list file;
 //! * [`record`], [`error`], [`metrics`], [`probe`], [`clock`], [`run`].
 #![forbid(unsafe_code)]
 
@@ -29,6 +30,7 @@ pub mod metrics;
 pub mod policy;
 pub mod probe;
 pub mod record;
+pub mod revocation;
 pub mod run;
 pub mod state;
 pub mod store;

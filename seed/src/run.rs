@@ -109,6 +109,7 @@ pub async fn serve(cfg: SeedConfig) -> anyhow::Result<()> {
     ));
     tracing::info!(seed_id = state.seed_id(), "seed ready");
     let jobs = [
+        tokio::spawn(revocation_file_loop(state.clone())),
         tokio::spawn(health_loop(state.clone())),
         tokio::spawn(crate::http::gossip_loop(state.clone())),
         tokio::spawn(serve_metrics(met, state.clone())),
@@ -141,6 +142,29 @@ fn ready_line(text: &str) {
 async fn serve_metrics(listener: TcpListener, state: AppState) {
     if let Err(e) = axum::serve(listener, metrics_app(state)).await {
         tracing::error!(error = %e, "metrics listener failed");
+    }
+}
+
+/// Loads the revocation list file at start, then reloads it whenever its modification time
+/// moves forward, checking every `seed_revocation_list_check_interval` seconds (§5.8).
+async fn revocation_file_loop(state: AppState) {
+    let Some(path) = state.0.cfg.seed_revocation_list_path.clone() else {
+        return;
+    };
+    let secs = state.0.cfg.seed_revocation_list_check_interval.max(1.0);
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(secs));
+    let mut seen = None;
+    loop {
+        tick.tick().await;
+        let mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+        if seen.is_some() && mtime <= seen {
+            continue;
+        }
+        seen = mtime;
+        match crate::revocation::load_list_file(&state, &path).await {
+            Ok((n, errors)) => tracing::info!(accepted = n, ?errors, "revocation list loaded"),
+            Err(e) => tracing::error!(error = ?e, "revocation list load failed"),
+        }
     }
 }
 

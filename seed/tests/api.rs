@@ -639,3 +639,60 @@ async fn per_ip_request_rate_limit_w27() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn revocation_list_file_needs_a_trusted_authority_signature() {
+    let authority = IdentityKeypair::from_secret_bytes(&[85u8; 32]);
+    let cfg = ournet_seed::config::SeedConfig {
+        seed_revocation_trusted_authorities: vec![authority.public().to_hex()],
+        ..test_config()
+    };
+    let h = harness_with(cfg, AsnTable::default()).await;
+    let target = IdentityKeypair::from_secret_bytes(&[86u8; 32])
+        .public()
+        .to_hex();
+    let now = h.now();
+    let rev = revocation(&authority, &target, now, now, "auth-1");
+    let mut list = json!({
+        "version": 1, "generated_at": now, "revocations": [rev],
+        "authority_id": authority.public().to_hex(),
+    });
+    let msg = ournet_proto::canonical_json::to_compact(&list).unwrap();
+    list["signature"] = json!(authority.sign(msg.as_bytes()).to_hex());
+    let dir = std::env::temp_dir().join(format!("ournet-revlist-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("list.json");
+    let mut tampered = list.clone();
+    tampered["generated_at"] = json!(now + 1.0);
+    std::fs::write(&path, serde_json::to_vec(&tampered).unwrap()).unwrap();
+    let (n, errors) = ournet_seed::revocation::load_list_file(&h.state, &path)
+        .await
+        .unwrap();
+    assert_eq!(
+        (n, errors[0].starts_with("list_signature_invalid:")),
+        (0, true),
+        "{errors:?}"
+    );
+    std::fs::write(&path, serde_json::to_vec(&list).unwrap()).unwrap();
+    let (n, errors) = ournet_seed::revocation::load_list_file(&h.state, &path)
+        .await
+        .unwrap();
+    assert_eq!((n, errors.len()), (1, 0), "{errors:?}");
+    let (_, v) = h
+        .raw(
+            "GET",
+            &format!("/revocations?seed_id={target}"),
+            Vec::new(),
+            "127.0.0.1",
+        )
+        .await;
+    assert_eq!(
+        (v["revoked"].as_bool(), v["revocation"]["source"].as_str()),
+        (Some(true), Some("file"))
+    );
+    let missing = ournet_seed::revocation::load_list_file(&h.state, &dir.join("nope"))
+        .await
+        .unwrap();
+    assert!(missing.1[0].starts_with("file_not_found:"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -14,11 +14,11 @@ use axum::response::{IntoResponse, Response};
 use ournet_proto::descriptor::SignedDescriptor;
 use serde_json::{Map, Value, json};
 
-use super::reports::add_revocation;
 use super::{counted, fresh_timestamp, object, sign_body, verify_body};
 use crate::error::AppError;
 use crate::policy;
 use crate::record::{Health, RouterRecord};
+use crate::revocation::add_revocation;
 use crate::state::AppState;
 
 /// Most routers accepted from one exchange.

@@ -1,21 +1,18 @@
 //! `/report_misbehavior`, `/revoke_seed` and `/revocations` (spec §4.1, §5.7, §5.8).
 //!
 //! Reports must be signed by a registered router about another registered router, with a
-//! fresh timestamp (W12, W26). Revocations must be signed by the revoked seed itself or a
-//! configured authority, may not be dated in the future, and a stored revocation can be made
-//! to take effect earlier but never later (W13).
+//! fresh timestamp (W12, W26). Revocation rules live in [`crate::revocation`] (W13).
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use ournet_proto::canonical_json;
-use ournet_proto::keys::{IdentityPublicKey, Signature};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::{counted, fresh_timestamp, object, required_str, verify_body};
 use crate::error::AppError;
+use crate::revocation::add_revocation;
 use crate::state::AppState;
 use crate::store::ReportEntry;
 
@@ -115,90 +112,6 @@ async fn revoke_inner(s: &AppState, body: &Bytes, source: &str) -> Result<Respon
         "effective_at": stored.get("effective_at"),
     }))
     .into_response())
-}
-
-/// The acceptance rules of §5.8 with our fixes; `Ok(Err(reason))` is a refusal, `Ok(Ok(r))`
-/// the record now stored for that seed. Shared with gossip import.
-pub(super) async fn add_revocation(
-    s: &AppState,
-    o: &Map<String, Value>,
-    source: &str,
-) -> Result<Result<Value, String>, AppError> {
-    let mut rec = match check_revocation(s, o) {
-        Ok(r) => r,
-        Err(reason) => return Ok(Err(reason)),
-    };
-    let seed_id = rec["seed_id"].as_str().unwrap_or_default().to_owned();
-    if let Some(old) = s.0.store.revocation(&seed_id).await? {
-        let old_eff = old["effective_at"].as_f64().unwrap_or(f64::INFINITY);
-        let new_eff = rec["effective_at"].as_f64().unwrap_or(f64::INFINITY);
-        if old["revocation_id"] == rec["revocation_id"] || new_eff >= old_eff {
-            return Ok(Ok(old));
-        }
-    }
-    rec["received_at"] = json!(s.now());
-    rec["source"] = json!(source);
-    s.0.store.put_revocation(&seed_id, &rec).await?;
-    Ok(Ok(rec))
-}
-
-fn check_revocation(s: &AppState, o: &Map<String, Value>) -> Result<Value, String> {
-    let cfg = &s.0.cfg;
-    let str_of = |k: &str| o.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
-    let seed_id = str_of("seed_id");
-    if seed_id.is_empty() {
-        return Err("missing_seed_id".into());
-    }
-    if str_of("revocation_id").is_empty() {
-        return Err("missing_revocation_id".into());
-    }
-    let now = s.now();
-    let ts = o.get("timestamp").and_then(Value::as_f64).unwrap_or(0.0);
-    if now - ts > cfg.seed_revocation_max_age_seconds {
-        #[expect(clippy::cast_possible_truncation, reason = "display only")]
-        return Err(format!("revocation_too_old:age={}s", (now - ts) as i64));
-    }
-    if ts > now + cfg.timestamp_window_seconds {
-        return Err("future_timestamp".into());
-    }
-    let issuer = str_of("issuer_id");
-    if str_of("signature").is_empty() {
-        return Err("missing_signature".into());
-    }
-    if issuer.is_empty() {
-        return Err("missing_issuer_id".into());
-    }
-    if issuer != seed_id && !cfg.seed_revocation_trusted_authorities.contains(&issuer) {
-        return Err("untrusted_issuer".into());
-    }
-    let eff = o
-        .get("effective_at")
-        .and_then(Value::as_f64)
-        .filter(|e| *e > 0.0)
-        .unwrap_or(ts);
-    let signable = json!({
-        "type": o.get("type").and_then(Value::as_str).unwrap_or("seed_revocation"),
-        "revocation_id": str_of("revocation_id"),
-        "seed_id": seed_id,
-        "reason": o.get("reason").cloned().unwrap_or(Value::Null),
-        "reason_detail": o.get("reason_detail").cloned().unwrap_or(Value::Null),
-        "timestamp": o.get("timestamp").cloned().unwrap_or(Value::Null),
-        "effective_at": o.get("effective_at").cloned().unwrap_or(Value::Null),
-        "issuer_id": issuer,
-    });
-    let bad = |what: &str| format!("invalid_signature:{what}");
-    let key =
-        IdentityPublicKey::from_hex(&issuer).map_err(|_| bad("invalid_key_or_signature_format"))?;
-    let sig = Signature::from_hex(&str_of("signature"))
-        .map_err(|_| bad("invalid_key_or_signature_format"))?;
-    let msg = canonical_json::to_compact(&signable).map_err(|_| bad("verification_error"))?;
-    let _ok = key
-        .verify(msg.as_bytes(), &sig)
-        .map_err(|_| bad("signature_verification_failed"))?;
-    let mut rec = signable;
-    rec["effective_at"] = json!(eff);
-    rec["signature"] = json!(str_of("signature"));
-    Ok(rec)
 }
 
 pub(super) async fn revocations(
