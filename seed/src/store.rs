@@ -27,9 +27,10 @@ use crate::record::RouterRecord;
 /// How long per-IP registration counts are kept after the IP's last registration (30 days).
 pub const IP_COUNT_RETENTION_SECONDS: f64 = 30.0 * 86_400.0;
 
-/// Per-IP and per-subnet event counts saturate here: they are only compared with small
-/// limits, and a bounded count keeps each check O(log n) however many events an address has.
-pub const REG_COUNT_CAP: i64 = 1000;
+/// Per-IP and per-subnet event counts saturate at the caller's cap (at most this): they are
+/// only compared with small limits, and a bounded count keeps each check cheap however many
+/// events an address has.
+pub const REG_COUNT_CAP: u64 = 1000;
 
 /// A storage failure. Details go to the log; clients see a bare 500.
 #[derive(Debug, thiserror::Error)]
@@ -125,8 +126,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Records a registration attempt; a success also bumps the IP's lifetime count.
     async fn add_reg_event(&self, ev: &RegEvent) -> Result<(), StoreError>;
     /// Per-IP and per-subnet counts for rate limiting and difficulty, over events since
-    /// `since` (`recent_successes` is left 0: see [`Store::successes_since`]).
-    async fn reg_stats(&self, ip: &str, subnet: &str, since: f64) -> Result<RegStats, StoreError>;
+    /// `since`, each saturating at `cap` (and [`REG_COUNT_CAP`]); `recent_successes` is left 0
+    /// (see [`Store::successes_since`]).
+    async fn reg_stats(
+        &self,
+        ip: &str,
+        subnet: &str,
+        since: f64,
+        cap: u64,
+    ) -> Result<RegStats, StoreError>;
     /// Successful registrations from all IPs since `since` (the adaptive-PoW rate). This
     /// scans the window, so the seed caches it for a second instead of asking per request.
     async fn successes_since(&self, since: f64) -> Result<u64, StoreError>;

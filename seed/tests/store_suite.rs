@@ -111,7 +111,10 @@ async fn events(s: &Arc<dyn Store>) {
         .unwrap();
     s.add_reg_event(&ev("192.0.2.1", 20.0, true)).await.unwrap();
     s.add_reg_event(&ev("192.0.2.2", 30.0, true)).await.unwrap();
-    let st = s.reg_stats("192.0.2.1", "192.0.2.0/24", 0.0).await.unwrap();
+    let st = s
+        .reg_stats("192.0.2.1", "192.0.2.0/24", 0.0, 10)
+        .await
+        .unwrap();
     assert_eq!((st.ip_events, st.subnet_events), (2, 3));
     assert_eq!(s.successes_since(15.0).await.unwrap(), 2);
     assert_eq!(s.successes_since(25.0).await.unwrap(), 1);
@@ -120,7 +123,7 @@ async fn events(s: &Arc<dyn Store>) {
         (Some(20.0), 1)
     );
     let later = s
-        .reg_stats("192.0.2.1", "192.0.2.0/24", 25.0)
+        .reg_stats("192.0.2.1", "192.0.2.0/24", 25.0, 10)
         .await
         .unwrap();
     assert_eq!(
@@ -139,10 +142,13 @@ async fn events(s: &Arc<dyn Store>) {
     })
     .await
     .unwrap();
-    let pruned = s.reg_stats("192.0.2.2", "192.0.2.0/24", 0.0).await.unwrap();
+    let pruned = s
+        .reg_stats("192.0.2.2", "192.0.2.0/24", 0.0, 10)
+        .await
+        .unwrap();
     assert_eq!((pruned.subnet_events, pruned.ip_successes_total), (1, 1));
     assert_eq!(
-        s.reg_stats("192.0.2.1", "x", 0.0)
+        s.reg_stats("192.0.2.1", "x", 0.0, 10)
             .await
             .unwrap()
             .ip_successes_total,

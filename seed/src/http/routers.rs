@@ -44,11 +44,16 @@ async fn challenge_inner(s: &AppState, ip: String) -> Result<Response, AppError>
 }
 
 async fn reg_stats(s: &AppState, ip: &str) -> Result<RegStats, AppError> {
-    let since = s.now() - s.0.cfg.rate_limit_window_seconds;
-    let mut stats =
-        s.0.store
-            .reg_stats(ip, &policy::subnet_key(ip), since)
-            .await?;
+    let cfg = &s.0.cfg;
+    let since = s.now() - cfg.rate_limit_window_seconds;
+    // Counting past the larger limit changes no decision.
+    let cap = if cfg.rate_limit_enabled {
+        cfg.rate_limit_max_per_ip.max(cfg.rate_limit_max_per_subnet)
+    } else {
+        0
+    };
+    let subnet = policy::subnet_key(ip);
+    let mut stats = s.0.store.reg_stats(ip, &subnet, since, cap).await?;
     stats.recent_successes = s.counters().await?.1;
     Ok(stats)
 }

@@ -203,7 +203,14 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn reg_stats(&self, ip: &str, subnet: &str, since: f64) -> Result<RegStats, StoreError> {
+    async fn reg_stats(
+        &self,
+        ip: &str,
+        subnet: &str,
+        since: f64,
+        cap: u64,
+    ) -> Result<RegStats, StoreError> {
+        let cap = i64::try_from(cap.min(REG_COUNT_CAP)).unwrap_or(0);
         let row = self
             .client
             .query_one(
@@ -214,7 +221,7 @@ impl Store for PgStore {
                    (SELECT COUNT(*) FROM (SELECT 1 FROM reg_events
                       WHERE subnet = $2 AND ts >= $3 LIMIT $4) AS b),
                    (SELECT count FROM ip_counts WHERE ip = $1)",
-                &[&ip, &subnet, &since, &REG_COUNT_CAP],
+                &[&ip, &subnet, &since, &cap],
             )
             .await?;
         Ok(RegStats {

@@ -15,6 +15,7 @@ use crate::policy::RegStats;
 use crate::record::RouterRecord;
 
 const SCHEMA: &str = "
+PRAGMA locking_mode = EXCLUSIVE;
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = NORMAL;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -63,6 +64,7 @@ impl SqliteStore {
 
     fn from_conn(conn: Connection) -> Result<Self, StoreError> {
         conn.execute_batch(SCHEMA)?;
+        conn.set_prepared_statement_cache_capacity(64);
         Ok(Self {
             conn: Mutex::new(conn),
         })
@@ -73,17 +75,34 @@ impl SqliteStore {
     }
 }
 
+/// `execute` through the statement cache: the hot statements are parsed once.
+fn exec(c: &Connection, sql: &str, p: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    c.prepare_cached(sql)?.execute(p)
+}
+
+/// `query_row` through the statement cache.
+fn query_row<T>(
+    c: &Connection,
+    sql: &str,
+    p: impl rusqlite::Params,
+    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    c.prepare_cached(sql)?.query_row(p, f)
+}
+
 fn decode(text: &str) -> Result<RouterRecord, StoreError> {
     Ok(serde_json::from_str(text)?)
 }
 
 fn write_hosts(c: &Connection, rec: &RouterRecord) -> Result<(), StoreError> {
-    c.execute(
+    exec(
+        c,
         "DELETE FROM router_hosts WHERE router_id = ?1",
         [&rec.router_id],
     )?;
     for h in rec.hosts() {
-        c.execute(
+        exec(
+            c,
             "INSERT OR IGNORE INTO router_hosts (host, router_id) VALUES (?1, ?2)",
             params![h, rec.router_id],
         )?;
@@ -95,11 +114,17 @@ fn write_hosts(c: &Connection, rec: &RouterRecord) -> Result<(), StoreError> {
 impl Store for SqliteStore {
     async fn meta_get_or_insert(&self, key: &str, init: &[u8]) -> Result<Vec<u8>, StoreError> {
         let c = self.db()?;
-        c.execute(
+        exec(
+            &c,
             "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)",
             params![key, init],
         )?;
-        Ok(c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))?)
+        Ok(query_row(
+            &c,
+            "SELECT value FROM meta WHERE key = ?1",
+            [key],
+            |r| r.get(0),
+        )?)
     }
 
     async fn router(&self, id: &str) -> Result<Option<RouterRecord>, StoreError> {
@@ -116,7 +141,8 @@ impl Store for SqliteStore {
 
     async fn insert_router(&self, rec: &RouterRecord) -> Result<bool, StoreError> {
         let c = self.db()?;
-        let n = c.execute(
+        let n = exec(
+            &c,
             "INSERT INTO routers (router_id, record) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
             params![rec.router_id, serde_json::to_string(rec)?],
         )?;
@@ -128,7 +154,8 @@ impl Store for SqliteStore {
 
     async fn put_router(&self, rec: &RouterRecord) -> Result<(), StoreError> {
         let c = self.db()?;
-        c.execute(
+        exec(
+            &c,
             "INSERT INTO routers (router_id, record) VALUES (?1, ?2)
              ON CONFLICT (router_id) DO UPDATE SET record = excluded.record",
             params![rec.router_id, serde_json::to_string(rec)?],
@@ -144,7 +171,7 @@ impl Store for SqliteStore {
             "DELETE FROM reports WHERE router_id = ?1",
             "DELETE FROM flags WHERE router_id = ?1",
         ] {
-            c.execute(sql, [id])?;
+            exec(&c, sql, [id])?;
         }
         Ok(())
     }
@@ -158,7 +185,9 @@ impl Store for SqliteStore {
 
     async fn router_count(&self) -> Result<u64, StoreError> {
         let c = self.db()?;
-        Ok(c.query_row("SELECT COUNT(*) FROM routers", [], |r| r.get(0))?)
+        Ok(query_row(&c, "SELECT COUNT(*) FROM routers", [], |r| {
+            r.get(0)
+        })?)
     }
 
     async fn routers_on_hosts(&self, hosts: &[String]) -> Result<Vec<RouterRecord>, StoreError> {
@@ -181,7 +210,8 @@ impl Store for SqliteStore {
 
     async fn spend_challenge(&self, id: &str, expires_at: f64) -> Result<bool, StoreError> {
         let c = self.db()?;
-        let n = c.execute(
+        let n = exec(
+            &c,
             "INSERT INTO spent_challenges (id, expires_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
             params![id, expires_at],
         )?;
@@ -190,12 +220,14 @@ impl Store for SqliteStore {
 
     async fn add_reg_event(&self, ev: &RegEvent) -> Result<(), StoreError> {
         let c = self.db()?;
-        c.execute(
+        exec(
+            &c,
             "INSERT INTO reg_events (ip, subnet, ts, success) VALUES (?1, ?2, ?3, ?4)",
             params![ev.ip, ev.subnet, ev.ts, ev.success],
         )?;
         if ev.success {
-            c.execute(
+            exec(
+                &c,
                 "INSERT INTO ip_counts (ip, count, last) VALUES (?1, 1, ?2)
                  ON CONFLICT (ip) DO UPDATE SET count = count + 1, last = excluded.last",
                 params![ev.ip, ev.ts],
@@ -204,22 +236,32 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn reg_stats(&self, ip: &str, subnet: &str, since: f64) -> Result<RegStats, StoreError> {
+    async fn reg_stats(
+        &self,
+        ip: &str,
+        subnet: &str,
+        since: f64,
+        cap: u64,
+    ) -> Result<RegStats, StoreError> {
+        let cap = i64::try_from(cap.min(REG_COUNT_CAP)).unwrap_or(0);
         let c = self.db()?;
-        let ip_events: u64 = c.query_row(
+        let ip_events: u64 = query_row(
+            &c,
             "SELECT COUNT(*) FROM (SELECT 1 FROM reg_events WHERE ip = ?1 AND ts >= ?2 LIMIT ?3)",
-            params![ip, since, REG_COUNT_CAP],
+            params![ip, since, cap],
             |r| r.get(0),
         )?;
-        let last: Option<f64> = c.query_row(
+        let last: Option<f64> = query_row(
+            &c,
             "SELECT MAX(ts) FROM reg_events WHERE ip = ?1 AND success AND ts >= ?2",
             params![ip, since],
             |r| r.get(0),
         )?;
-        let subnet_events: u64 = c.query_row(
+        let subnet_events: u64 = query_row(
+            &c,
             "SELECT COUNT(*) FROM (SELECT 1 FROM reg_events WHERE subnet = ?1 AND ts >= ?2
              LIMIT ?3)",
-            params![subnet, since, REG_COUNT_CAP],
+            params![subnet, since, cap],
             |r| r.get(0),
         )?;
         let total: Option<u64> = c
@@ -238,7 +280,8 @@ impl Store for SqliteStore {
 
     async fn successes_since(&self, since: f64) -> Result<u64, StoreError> {
         let c = self.db()?;
-        Ok(c.query_row(
+        Ok(query_row(
+            &c,
             "SELECT COUNT(*) FROM reg_events WHERE success AND ts >= ?1",
             [since],
             |r| r.get(0),
@@ -252,7 +295,8 @@ impl Store for SqliteStore {
         max: usize,
     ) -> Result<ReportSummary, StoreError> {
         let c = self.db()?;
-        c.execute(
+        exec(
+            &c,
             "INSERT INTO reports (router_id, reporter_id, report_id, severity, received_at)
              VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (router_id, reporter_id) DO UPDATE SET
              report_id = excluded.report_id, severity = excluded.severity,
@@ -265,7 +309,8 @@ impl Store for SqliteStore {
                 report.received_at
             ],
         )?;
-        c.execute(
+        exec(
+            &c,
             "DELETE FROM reports WHERE router_id = ?1 AND (received_at < ?2 OR reporter_id NOT IN
              (SELECT reporter_id FROM reports WHERE router_id = ?1
               ORDER BY received_at DESC LIMIT ?3))",
@@ -275,7 +320,8 @@ impl Store for SqliteStore {
                 i64::try_from(max).unwrap_or(i64::MAX)
             ],
         )?;
-        let (n, mean): (usize, Option<f64>) = c.query_row(
+        let (n, mean): (usize, Option<f64>) = query_row(
+            &c,
             "SELECT COUNT(*), AVG(severity) FROM reports WHERE router_id = ?1",
             [&report.router_id],
             |r| Ok((r.get(0)?, r.get(1)?)),
@@ -288,7 +334,8 @@ impl Store for SqliteStore {
 
     async fn flag_router(&self, id: &str, now: f64) -> Result<bool, StoreError> {
         let c = self.db()?;
-        let n = c.execute(
+        let n = exec(
+            &c,
             "INSERT INTO flags (router_id, flagged_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
             params![id, now],
         )?;
@@ -304,11 +351,12 @@ impl Store for SqliteStore {
 
     async fn reported_router_count(&self) -> Result<u64, StoreError> {
         let c = self.db()?;
-        Ok(
-            c.query_row("SELECT COUNT(DISTINCT router_id) FROM reports", [], |r| {
-                r.get(0)
-            })?,
-        )
+        Ok(query_row(
+            &c,
+            "SELECT COUNT(DISTINCT router_id) FROM reports",
+            [],
+            |r| r.get(0),
+        )?)
     }
 
     async fn revocation(&self, seed_id: &str) -> Result<Option<Value>, StoreError> {
@@ -325,7 +373,8 @@ impl Store for SqliteStore {
 
     async fn put_revocation(&self, seed_id: &str, record: &Value) -> Result<(), StoreError> {
         let c = self.db()?;
-        c.execute(
+        exec(
+            &c,
             "INSERT INTO revocations (seed_id, record) VALUES (?1, ?2)
              ON CONFLICT (seed_id) DO UPDATE SET record = excluded.record",
             params![seed_id, serde_json::to_string(record)?],
@@ -342,16 +391,22 @@ impl Store for SqliteStore {
 
     async fn prune(&self, before: &PruneBefore) -> Result<(), StoreError> {
         let c = self.db()?;
-        c.execute("DELETE FROM reg_events WHERE ts < ?1", [before.events])?;
-        c.execute(
+        exec(&c, "DELETE FROM reg_events WHERE ts < ?1", [before.events])?;
+        exec(
+            &c,
             "DELETE FROM reports WHERE received_at < ?1",
             [before.reports],
         )?;
-        c.execute(
+        exec(
+            &c,
             "DELETE FROM spent_challenges WHERE expires_at < ?1",
             [before.challenges],
         )?;
-        c.execute("DELETE FROM ip_counts WHERE last < ?1", [before.ip_counts])?;
+        exec(
+            &c,
+            "DELETE FROM ip_counts WHERE last < ?1",
+            [before.ip_counts],
+        )?;
         Ok(())
     }
 }
