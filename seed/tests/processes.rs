@@ -98,3 +98,51 @@ async fn a_client_that_never_finishes_its_request_head_is_disconnected() {
     drop(seed);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn peers_gossip_signed_routers_to_each_other() {
+    use ournet_proto::keys::IdentityKeypair;
+    let (da, db) = (temp_dir("gossip-a"), temp_dir("gossip-b"));
+    std::fs::write(da.join("seed_key"), [11u8; 32]).unwrap();
+    std::fs::write(db.join("seed_key"), [12u8; 32]).unwrap();
+    let key_a = IdentityKeypair::from_secret_bytes(&[11u8; 32])
+        .public()
+        .to_hex();
+    let key_b = IdentityKeypair::from_secret_bytes(&[12u8; 32])
+        .public()
+        .to_hex();
+    // B starts first with A as a peer at a placeholder; A knows B's real address.
+    let b = SeedProcess::start_with(
+        &db,
+        &[],
+        &format!(
+            "gossip_interval_seconds = 1.0\n[[peer_seeds]]\nurl = \"127.0.0.1:9\"\nkey = \"{key_a}\"\n"
+        ),
+    );
+    let a = SeedProcess::start_with(
+        &da,
+        &[],
+        &format!(
+            "gossip_interval_seconds = 1.0\n[[peer_seeds]]\nurl = \"http://{}\"\nkey = \"{key_b}\"\n",
+            b.addr
+        ),
+    );
+    let r = router(7, "192.0.2.70:8471");
+    let (c, d) = a.challenge().await;
+    assert_eq!(a.register_with(&r, &c, d).await.0, 200);
+    // Poll until A's gossip loop has pushed the router to B. The timeout only turns a hang
+    // into a failure; nothing asserts how long it took.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while b.discovered_ids().await.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "router never reached B by gossip"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(b.discovered_ids().await, vec![r.router_id()]);
+    drop((a, b));
+    for d in [da, db] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}

@@ -167,15 +167,15 @@ pub(crate) async fn outbound_batch(s: &AppState) -> Result<Map<String, Value>, A
     Ok(o)
 }
 
-/// Every `gossip_interval_seconds` (after 5 s), posts our batch to each peer and merges the
+/// Every `gossip_interval_seconds` (the first after 5 s, or the interval if shorter), posts our batch to each peer and merges the
 /// answer as if it were an inbound exchange. Runs only when gossip is on and peers exist.
 pub(crate) async fn gossip_loop(s: AppState) {
     let cfg = s.0.cfg.clone();
     if !cfg.gossip_enabled || cfg.peer_seeds.is_empty() {
         return;
     }
-    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
     let period = std::time::Duration::from_secs_f64(cfg.gossip_interval_seconds.max(1.0));
+    tokio::time::sleep(period.min(std::time::Duration::from_secs(5))).await;
     let timeout = std::time::Duration::from_secs_f64(cfg.gossip_timeout_seconds.max(0.1));
     loop {
         for peer in &cfg.peer_seeds {
