@@ -1,7 +1,8 @@
 //! Prometheus text metrics, served on their own (loopback by default) listen address.
 //!
 //! Counters are atomics or small maps keyed by static reason strings (bounded by the set of
-//! reasons in the code); gauges (routers by health state) are computed at scrape time.
+//! reasons in the code); gauges (routers by health state, the PoW difficulty a new IP faces
+//! now, registrations in the last hour) are computed at scrape time.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -93,12 +94,19 @@ pub async fn render(state: &AppState) -> Result<String, StoreError> {
             );
         }
     }
-    let _ = writeln!(out, "# TYPE ournet_seed_pow_base_difficulty gauge");
+    let hourly = s.store.successes_since(state.now() - 3600.0).await?;
+    let fresh_ip = crate::policy::RegStats {
+        recent_successes: hourly,
+        ..crate::policy::RegStats::default()
+    };
+    let _ = writeln!(out, "# TYPE ournet_seed_pow_difficulty gauge");
     let _ = writeln!(
         out,
-        "ournet_seed_pow_base_difficulty {}",
-        s.cfg.pow_difficulty_base
+        "ournet_seed_pow_difficulty {}",
+        crate::policy::required_difficulty(&s.cfg, &fresh_ip)
     );
+    let _ = writeln!(out, "# TYPE ournet_seed_registrations_last_hour gauge");
+    let _ = writeln!(out, "ournet_seed_registrations_last_hour {hourly}");
     render_routers(state, &mut out).await?;
     render_latency(m, &mut out);
     Ok(out)

@@ -332,6 +332,9 @@ pub struct Preferences {
     pub region: Option<String>,
     /// Requested features.
     pub features: Vec<String>,
+    /// Router ids the caller does not want (for example the one that just failed; the
+    /// reference seed ignored this, W22).
+    pub exclude: Vec<String>,
 }
 
 /// The part of the score that does not depend on preferences (§5.6 health, load, queue,
@@ -442,6 +445,7 @@ pub fn select<'a>(
 ) -> Vec<&'a RouterRecord> {
     let mut scored: Vec<(f64, &'a RouterRecord)> = candidates
         .iter()
+        .filter(|c| !prefs.exclude.contains(&c.record.router_id))
         .map(|c| {
             (
                 (c.base + preference_score(cfg, c.record, prefs)) * c.trust,

@@ -423,6 +423,20 @@ async fn selection_takes_one_router_per_slash16_and_spreads_asns() {
     }
     let ids = h.discovered_ids(2).await;
     assert_eq!(ids.len(), 2);
+    let excluded = router(63, "").router_id();
+    let body = json!({"requested_count": 10, "preferences": {"exclude": [excluded]}});
+    let (_, v) = h.post("/discover", &body, "127.0.0.1").await;
+    let got: Vec<&str> = v["routers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["router_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(got.len(), 2);
+    assert!(
+        !got.contains(&excluded.as_str()),
+        "exclude preference honoured (W22)"
+    );
     let all = h.discovered_ids(10).await;
     assert_eq!(all.len(), 3, "two routers in 10.20/16 give one");
     let first_two: Vec<_> = all.iter().take(2).collect();
@@ -604,6 +618,8 @@ async fn metrics_count_registrations_and_rejections() {
     assert!(text.contains("ournet_seed_registrations_total 1"), "{text}");
     assert!(text.contains("ournet_seed_rejections_total{reason=\"missing_router_id\"} 1"));
     assert!(text.contains("ournet_seed_routers{state=\"registered\"} 1"));
+    assert!(text.contains("ournet_seed_pow_difficulty 4"), "{text}");
+    assert!(text.contains("ournet_seed_registrations_last_hour 1"));
     assert!(text.contains("ournet_seed_request_seconds_count{route=\"register\"} 2"));
 }
 

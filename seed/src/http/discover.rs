@@ -104,7 +104,26 @@ fn preferences(v: Option<&Value>) -> Result<Preferences, AppError> {
     };
     features.sort();
     features.dedup();
-    Ok(Preferences { region, features })
+    let mut exclude: Vec<String> = match p.get("exclude") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) if a.len() <= 64 => a
+            .iter()
+            .map(|f| {
+                f.as_str()
+                    .filter(|f| f.len() <= 128)
+                    .map(str::to_owned)
+                    .ok_or_else(bad)
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(bad()),
+    };
+    exclude.sort();
+    exclude.dedup();
+    Ok(Preferences {
+        region,
+        features,
+        exclude,
+    })
 }
 
 pub(super) async fn status(State(s): State<AppState>) -> Response {
