@@ -114,6 +114,10 @@ pub struct SeedConfig {
     pub probe_endpoints: bool,
     /// Probe timeout. Default 5 s.
     pub probe_timeout_seconds: f64,
+    /// Seconds between active probe rounds (reference fixed value 900).
+    pub probe_interval_seconds: f64,
+    /// Routers probed per round (reference fixed value 10).
+    pub probe_sample_size: usize,
 
     // --- gossip (§5.9) ---
     /// Exchange routers with `peer_seeds`. Default true.
@@ -251,6 +255,8 @@ impl Default for SeedConfig {
             verify_pow: true,
             probe_endpoints: true,
             probe_timeout_seconds: 5.0,
+            probe_interval_seconds: 900.0,
+            probe_sample_size: 10,
             gossip_enabled: true,
             gossip_interval_seconds: 300.0,
             gossip_batch_size: 20,

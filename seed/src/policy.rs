@@ -304,12 +304,55 @@ pub fn monitor_heartbeat(monitor: &mut Option<Monitor>, now: f64) {
     } else {
         monitor.as_ref().and_then(|m| m.recovery_time)
     };
+    let (mut warnings, last_probe, probe_latency_ms) = monitor
+        .take()
+        .map(|m| (m.warnings, m.last_probe, m.probe_latency_ms))
+        .unwrap_or_default();
+    warnings.retain(|w| w != "probe_timeout" && w != "probe_failed");
     *monitor = Some(Monitor {
         status: HealthStatus::Healthy,
         missed: 0,
         last_heartbeat: now,
         recovery_time,
+        warnings,
+        last_probe,
+        probe_latency_ms,
     });
+}
+
+/// What an active probe found.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ProbeResult {
+    /// `GET /health` answered 200 after this many milliseconds.
+    Reachable(f64),
+    /// No answer within the timeout.
+    Timeout,
+    /// Connection refused, reset, or a non-200 answer (the reference ignored the status, W33).
+    Failed,
+}
+
+/// Records an active probe on the monitor state (§5.5): latency and `last_probe`, and the
+/// warnings `high_latency` (over 1000 ms), `probe_timeout`, `probe_failed`. The status is
+/// never changed by a probe.
+pub fn apply_probe(monitor: &mut Monitor, result: ProbeResult, now: f64) {
+    let w = &mut monitor.warnings;
+    let mut set = |name: &str, on: bool| {
+        w.retain(|x| x != name);
+        if on {
+            w.push(name.to_owned());
+        }
+    };
+    match result {
+        ProbeResult::Reachable(ms) => {
+            monitor.last_probe = Some(now);
+            monitor.probe_latency_ms = Some(ms);
+            set("probe_timeout", false);
+            set("probe_failed", false);
+            set("high_latency", ms > 1000.0);
+        }
+        ProbeResult::Timeout => set("probe_timeout", true),
+        ProbeResult::Failed => set("probe_failed", true),
+    }
 }
 
 /// Whether a router may be served at all (§5.6 step 1).

@@ -10,14 +10,21 @@ use async_trait::async_trait;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::policy::ProbeResult;
+
 /// Largest response body read from a peer.
 const MAX_RESPONSE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Checks that a router endpoint is reachable.
 #[async_trait]
 pub trait Prober: Send + Sync + std::fmt::Debug + 'static {
-    /// `true` if `GET http://<endpoint>/health` answers 200 within the timeout.
-    async fn probe(&self, endpoint: &str) -> bool;
+    /// `GET http://<endpoint>/health`: 200 within the timeout is reachable.
+    async fn probe_detail(&self, endpoint: &str) -> ProbeResult;
+
+    /// `true` if the endpoint is reachable.
+    async fn probe(&self, endpoint: &str) -> bool {
+        matches!(self.probe_detail(endpoint).await, ProbeResult::Reachable(_))
+    }
 }
 
 /// The real prober.
@@ -29,11 +36,13 @@ pub struct HttpProber {
 
 #[async_trait]
 impl Prober for HttpProber {
-    async fn probe(&self, endpoint: &str) -> bool {
-        matches!(
-            request(endpoint, "GET", "/health", None, self.timeout).await,
-            Ok((200, _))
-        )
+    async fn probe_detail(&self, endpoint: &str) -> ProbeResult {
+        let started = std::time::Instant::now();
+        match request(endpoint, "GET", "/health", None, self.timeout).await {
+            Ok((200, _)) => ProbeResult::Reachable(started.elapsed().as_secs_f64() * 1000.0),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => ProbeResult::Timeout,
+            _ => ProbeResult::Failed,
+        }
     }
 }
 
@@ -43,8 +52,12 @@ pub struct FixedProber(pub bool);
 
 #[async_trait]
 impl Prober for FixedProber {
-    async fn probe(&self, _endpoint: &str) -> bool {
-        self.0
+    async fn probe_detail(&self, _endpoint: &str) -> ProbeResult {
+        if self.0 {
+            ProbeResult::Reachable(1.0)
+        } else {
+            ProbeResult::Failed
+        }
     }
 }
 

@@ -71,6 +71,16 @@ pub struct Monitor {
     pub last_heartbeat: f64,
     /// Start of the recovery ramp, if one is running.
     pub recovery_time: Option<f64>,
+    /// Probe warnings: `probe_timeout`, `probe_failed`, `high_latency` (§5.5). Probing never
+    /// changes the status; a heartbeat clears the first two.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// Last active probe (wall-clock seconds).
+    #[serde(default)]
+    pub last_probe: Option<f64>,
+    /// Latency of the last successful probe.
+    #[serde(default)]
+    pub probe_latency_ms: Option<f64>,
 }
 
 /// Reputation (§5.3).

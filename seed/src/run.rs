@@ -111,6 +111,7 @@ pub async fn serve(cfg: SeedConfig) -> anyhow::Result<()> {
     let jobs = [
         tokio::spawn(revocation_file_loop(state.clone())),
         tokio::spawn(health_loop(state.clone())),
+        tokio::spawn(probe_loop(state.clone())),
         tokio::spawn(crate::http::gossip_loop(state.clone())),
         tokio::spawn(serve_metrics(met, state.clone())),
     ];
@@ -164,6 +165,21 @@ async fn revocation_file_loop(state: AppState) {
         match crate::revocation::load_list_file(&state, &path).await {
             Ok((n, errors)) => tracing::info!(accepted = n, ?errors, "revocation list loaded"),
             Err(e) => tracing::error!(error = ?e, "revocation list load failed"),
+        }
+    }
+}
+
+/// Active probing every `probe_interval_seconds` (reference: 900 s, 10 routers).
+async fn probe_loop(state: AppState) {
+    let cfg = &state.0.cfg;
+    if !cfg.probe_endpoints {
+        return;
+    }
+    let every = Duration::from_secs_f64(cfg.probe_interval_seconds.max(1.0));
+    loop {
+        tokio::time::sleep(every).await;
+        if let Err(e) = state.probe_round(cfg.probe_sample_size).await {
+            tracing::error!(error = %e, "probe round failed");
         }
     }
 }

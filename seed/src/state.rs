@@ -279,6 +279,45 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// One round of active probing (§5.5): up to `probe_sample` routers chosen at random from
+    /// those with a health state; warnings only, the status is never changed.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn probe_round(&self, probe_sample: usize) -> Result<usize, StoreError> {
+        let mut routers: Vec<RouterRecord> = self
+            .0
+            .store
+            .routers()
+            .await?
+            .into_iter()
+            .filter(|r| r.monitor.is_some())
+            .collect();
+        // Partial Fisher-Yates with the OS RNG: the sample is not predictable by routers.
+        let n = routers.len();
+        for i in 0..n.min(probe_sample) {
+            let j = i + usize::try_from(OsRng.next_u64() % (n - i) as u64).unwrap_or(0);
+            routers.swap(i, j);
+        }
+        routers.truncate(probe_sample);
+        for mut rec in routers.iter().cloned() {
+            let first = rec.endpoints().first().cloned().unwrap_or_default();
+            let result = self.0.prober.probe_detail(&first).await;
+            let now = self.now();
+            if let Some(m) = rec.monitor.as_mut() {
+                policy::apply_probe(m, result, now);
+            }
+            // The record may have changed while the probe ran: write back only the monitor.
+            if let Some(mut fresh) = self.0.store.router(&rec.router_id).await? {
+                fresh.monitor = rec.monitor;
+                self.0.store.put_router(&fresh).await?;
+            }
+        }
+        Ok(routers.len())
+    }
+}
+
 impl Snapshot {
     /// A cached answer, if this snapshot computed one for the same question.
     pub(crate) fn cached(&self, key: &(usize, Preferences)) -> Option<Bytes> {

@@ -194,3 +194,27 @@ fn selection_is_deterministic_and_one_per_slash16() {
     let ids: Vec<&str> = got.iter().map(|r| r.router_id.as_str()).collect();
     assert_eq!(ids, vec!["a", "c"]);
 }
+
+#[test]
+fn probes_set_warnings_without_touching_status() {
+    let mut r = record("a", "10.0.0.1:1");
+    monitor_heartbeat(&mut r.monitor, 1000.0);
+    let m = r.monitor.as_mut().unwrap();
+    apply_probe(m, ProbeResult::Timeout, 1001.0);
+    apply_probe(m, ProbeResult::Failed, 1002.0);
+    assert_eq!(m.warnings, vec!["probe_timeout", "probe_failed"]);
+    assert_eq!(m.status, HealthStatus::Healthy);
+    apply_probe(m, ProbeResult::Reachable(1500.0), 1003.0);
+    assert_eq!(m.warnings, vec!["high_latency"]);
+    assert_eq!(
+        (m.last_probe, m.probe_latency_ms),
+        (Some(1003.0), Some(1500.0))
+    );
+    apply_probe(m, ProbeResult::Failed, 1004.0);
+    monitor_heartbeat(&mut r.monitor, 1005.0);
+    assert_eq!(
+        r.monitor.unwrap().warnings,
+        vec!["high_latency"],
+        "heartbeat clears probe_*"
+    );
+}
