@@ -74,12 +74,17 @@ impl RelayInfo {
 impl RelayProc {
     /// Starts a relay with `backend` and extra flags, and waits for its ready line.
     pub fn start(backend: &str, extra: &[&str]) -> Self {
+        Self::start_bin(&relay_bin(), backend, extra)
+    }
+
+    /// As [`RelayProc::start`], with the binary at `bin`.
+    pub fn start_bin(bin: &std::path::Path, backend: &str, extra: &[&str]) -> Self {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let data_dir =
             std::env::temp_dir().join(format!("ournet-e2e-{}-{n}-{}", std::process::id(), backend));
         let _ = std::fs::remove_dir_all(&data_dir);
-        let mut child = Command::new(relay_bin())
+        let mut child = Command::new(bin)
             .args(["--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"])
             .args(["--workers", "2", "--no-pin", "--drain-timeout", "1"])
             .args(["--backend", backend, "--log", "warn"])
@@ -159,6 +164,16 @@ impl RelayProc {
         self.control_get("/metrics")
             .lines()
             .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
+    /// Drops counted for `reason`, summed over workers.
+    pub fn drops(&self, reason: &str) -> u64 {
+        let label = format!("reason=\"{reason}\"");
+        self.control_get("/metrics")
+            .lines()
+            .filter(|l| l.starts_with("ournet_drops_total{") && l.contains(&label))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
             .sum()
     }
