@@ -27,6 +27,9 @@ pub struct WorkerSetup {
     /// The waker registered for this worker in the [`crate::cross::Postman`] (made by
     /// [`Backend::waker`] of the same backend).
     pub waker: Arc<dyn Wake>,
+    /// Signalled once the worker's event loop is set up (the relay announces itself ready
+    /// only after every worker has).
+    pub started: crossbeam_channel::Sender<()>,
 }
 
 /// Why a backend could not start or run.
@@ -81,8 +84,5 @@ pub fn select(choice: BackendChoice) -> Result<Box<dyn Backend>, BackendError> {
 }
 
 fn uring_backend() -> Result<Box<dyn Backend>, BackendError> {
-    Err(BackendError::Unavailable(
-        "uring",
-        "the io_uring backend is not built yet (phase 2, relay/README.md)".into(),
-    ))
+    Ok(Box::new(crate::uring::UringBackend::probe()?))
 }

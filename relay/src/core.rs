@@ -56,6 +56,9 @@ use conn::Conn;
 /// links, caps). The protocol's timers are 10 s and longer, so a second of slack is fine.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How long a closing connection may take to send what it still has queued.
+pub const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
 /// An opaque handle to one connection of one worker. Never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(pub u64);
@@ -80,6 +83,9 @@ pub enum Action {
     },
     /// Send what is left, close the socket, then call [`Relay::handle_closed`].
     Close(ConnId),
+    /// A closing connection did not drain within [`CLOSE_GRACE`] (its peer does not read):
+    /// close the socket now, dropping what is unsent, then call [`Relay::handle_closed`].
+    Abort(ConnId),
 }
 
 /// What all workers of one relay process share, read-only or behind their own locks.

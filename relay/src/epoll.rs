@@ -67,6 +67,7 @@ impl Backend for EpollBackend {
 struct ConnIo {
     notify: Notify,
     closing: Cell<bool>,
+    abort: Cell<bool>,
 }
 
 /// One worker's event-loop state.
@@ -89,6 +90,7 @@ async fn worker_main(setup: WorkerSetup, waker: Arc<NotifyWake>) -> Result<(), B
     });
     tokio::task::spawn_local(accept_loop(w.clone(), listener));
     tokio::task::spawn_local(mailbox_loop(w.clone(), setup.mailbox, waker));
+    let _ = setup.started.send(());
     timer_loop(&w).await;
     let grace = tokio::time::Instant::now() + FLUSH_GRACE;
     while !w.ios.borrow().is_empty() && tokio::time::Instant::now() < grace {
@@ -160,6 +162,12 @@ fn dispatch(w: &Rc<Worker>) {
             Some(Action::Close(id)) => {
                 if let Some(io) = w.ios.borrow().get(&id) {
                     io.closing.set(true);
+                    io.notify.notify_one();
+                }
+            }
+            Some(Action::Abort(id)) => {
+                if let Some(io) = w.ios.borrow().get(&id) {
+                    io.abort.set(true);
                     io.notify.notify_one();
                 }
             }

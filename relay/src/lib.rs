@@ -13,15 +13,16 @@
 //!   arrived on connection X", "X closed", "timer"; it answers with [`core::Action`]s (flush
 //!   X, connect to an address, close X). Both backends drive this one core, so no protocol
 //!   handling is duplicated.
-//! * [`backend`]: the [`backend::Backend`] trait and the choice made at start; [`epoll`] is the
-//!   tokio (epoll) backend. An io_uring backend is phase 2 (see `relay/README.md`).
+//! * [`backend`]: the [`backend::Backend`] trait and the choice made at start; [`uring`] is the
+//!   io_uring backend (thread-per-core, one ring per worker), [`epoll`] the tokio fallback.
 //! * [`directory`]: the state all workers share on the per-message (not per-cell) path: home
 //!   registrations, the offline queue, ACK routes, per-IP limits.
 //! * [`cross`]: bounded mailboxes between workers.
 //! * [`config`], [`keys`], [`metrics`], [`control`], [`seed`], [`server`]: the binary's parts.
 //!
-//! Unsafe code: none yet. The workspace denies `unsafe_code`; the io_uring syscall modules
-//! (`relay/src/uring/`) will be the only ones to opt in, each with `#![expect(unsafe_code)]`.
+//! Unsafe code: the workspace denies `unsafe_code`; the only module that opts in is
+//! `uring/ops.rs` (`relay/src/uring/`), with `#![expect(unsafe_code, reason = ...)]` and a
+//! `// SAFETY:` comment on every block. Everything else is safe code.
 //!
 //! What this crate does not do: choose paths, build circuits for clients, or decide QoS
 //! tiers; registration with the seed plugs in through [`seed::SeedClient`] (not wired yet).
@@ -37,3 +38,4 @@ pub mod keys;
 pub mod metrics;
 pub mod seed;
 pub mod server;
+pub mod uring;

@@ -106,7 +106,14 @@ pub fn run(config: Config, on_ready: impl FnOnce(&Ready)) -> Result<(), ServerEr
         control: control.local_addr()?,
         ..ready
     };
-    let threads = spawn_workers(&ctx, &backend, listeners, receivers)?;
+    let (started, started_rx) = crossbeam_channel::bounded(n);
+    let threads = spawn_workers(&ctx, &backend, listeners, receivers, &started)?;
+    drop(started);
+    for _ in 0..n {
+        started_rx
+            .recv()
+            .map_err(|_| std::io::Error::other("a worker failed to start"))?;
+    }
     tracing::info!(backend = backend.name(), workers = n, "relay ready");
     on_ready(&ready);
     let state = crate::control::ControlState {
@@ -147,6 +154,7 @@ fn spawn_workers(
     backend: &Arc<dyn Backend>,
     listeners: Vec<std::net::TcpListener>,
     receivers: Receivers,
+    started: &crossbeam_channel::Sender<()>,
 ) -> Result<Vec<std::thread::JoinHandle<()>>, ServerError> {
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let pin = ctx.config.pin_cores;
@@ -158,6 +166,7 @@ fn spawn_workers(
             listener,
             mailbox,
             waker,
+            started: started.clone(),
         };
         let backend = backend.clone();
         let core = cores.get(index % cores.len().max(1)).copied();

@@ -46,9 +46,13 @@ fn connections_of_every_kind_leave_no_fd_behind() {
             std::thread::sleep(Duration::from_millis(100));
             now = relay.fd_count();
         }
+        let listing: Vec<_> = std::fs::read_dir(format!("/proc/{}/fd", relay.pid()))
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .collect();
         assert_eq!(
             now, baseline,
-            "{backend}: fds before {baseline}, after {now}"
+            "{backend}: fds before {baseline}, after {now}: {listing:?}"
         );
     }
 }

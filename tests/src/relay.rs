@@ -33,7 +33,7 @@ pub fn relay_bin() -> PathBuf {
 }
 
 /// The backends the e2e tests run under.
-pub const BACKENDS: &[&str] = &["epoll"];
+pub const BACKENDS: &[&str] = &["epoll", "uring"];
 
 /// A relay process; killed on drop.
 #[derive(Debug)]

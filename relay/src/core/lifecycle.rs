@@ -111,6 +111,7 @@ impl Relay {
             return;
         }
         conn.closing = true;
+        conn.deadline = Some(now + super::CLOSE_GRACE);
         conn.inbuf = bytes::BytesMut::new();
         tracing::debug!(worker = self.worker, reason = kind.as_str(), "closing link");
         self.metrics.count_drop(kind);

@@ -35,6 +35,13 @@ impl Relay {
             let Some(conn) = self.conns.get_mut(&id) else {
                 continue;
             };
+            if conn.closing {
+                if conn.deadline.is_some_and(|d| now >= d) {
+                    conn.deadline = None;
+                    self.actions.push_back(super::Action::Abort(id));
+                }
+                continue;
+            }
             if conn.deadline.is_some_and(|d| now >= d) {
                 let kind = if conn.initiator {
                     DropKind::ExtendFailed
@@ -101,6 +108,7 @@ impl Relay {
                 && !conn.closing
             {
                 conn.closing = true;
+                conn.deadline = Some(now + super::CLOSE_GRACE);
                 self.actions.push_back(super::Action::Close(id));
             }
         }

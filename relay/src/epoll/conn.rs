@@ -54,6 +54,9 @@ fn finish(w: &Rc<Worker>, id: ConnId) {
 async fn drive(w: &Rc<Worker>, id: ConnId, stream: &TcpStream, io: &ConnIo) {
     let mut wbuf = BytesMut::new();
     loop {
+        if io.abort.get() {
+            return;
+        }
         if wbuf.is_empty() {
             w.core.borrow_mut().take_output(id, &mut wbuf);
             if wbuf.is_empty() && io.closing.get() {
