@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ournet_proto::circuit::ClientEvent;
 use ournet_tests::client::{Circ, Link, tcp_from};
-use ournet_tests::relay::{BACKENDS, RelayProc};
+use ournet_tests::relay::{RelayProc, backends};
 
 fn churn(relay: &RelayProc) {
     let hop = relay.info.hop();
@@ -33,7 +33,7 @@ fn churn(relay: &RelayProc) {
 
 #[test]
 fn connections_of_every_kind_leave_no_fd_behind() {
-    for backend in BACKENDS {
+    for backend in &backends() {
         let relay = RelayProc::start_bin(env!("CARGO_BIN_EXE_ournet-relay").as_ref(), backend, &[]);
         let baseline = relay.fd_count();
         churn(&relay);

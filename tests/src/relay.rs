@@ -32,8 +32,17 @@ pub fn relay_bin() -> PathBuf {
     .clone()
 }
 
-/// The backends the e2e tests run under.
-pub const BACKENDS: &[&str] = &["epoll", "uring"];
+/// The backends the relay ships; the e2e, hostile and fd-leak tests run under each.
+pub const ALL_BACKENDS: &[&str] = &["epoll", "uring"];
+
+/// The backends to test: [`ALL_BACKENDS`], or the comma-separated list in
+/// `OURNET_TEST_BACKENDS` (for a host whose sandbox forbids io_uring: `epoll`).
+pub fn backends() -> Vec<String> {
+    match std::env::var("OURNET_TEST_BACKENDS") {
+        Ok(list) => list.split(',').map(|b| b.trim().to_owned()).collect(),
+        Err(_) => ALL_BACKENDS.iter().map(|b| (*b).to_owned()).collect(),
+    }
+}
 
 /// A relay process; killed on drop.
 #[derive(Debug)]

@@ -8,7 +8,7 @@ use ournet_proto::keys::{EncryptionKeypair, IdentityKeypair};
 use ournet_proto::link_msg::DestroyReason;
 use ournet_proto::relay_msg::DeliveryStatus;
 use ournet_tests::client::{Circ, Link, LinkEnd, rng};
-use ournet_tests::relay::{BACKENDS, RelayProc};
+use ournet_tests::relay::{RelayProc, backends};
 
 fn three_relays(backend: &str) -> Vec<RelayProc> {
     (0..3).map(|_| RelayProc::start(backend, &[])).collect()
@@ -36,7 +36,7 @@ fn is_message(e: &ClientEvent) -> bool {
 
 #[test]
 fn a_message_crosses_three_relays_to_a_home_node_and_its_ack_comes_back() {
-    for backend in BACKENDS {
+    for backend in &backends() {
         let relays = three_relays(backend);
         let mut r = rng();
         let (alice, bob, bob_enc) = (
@@ -95,7 +95,7 @@ fn a_message_crosses_three_relays_to_a_home_node_and_its_ack_comes_back() {
 
 #[test]
 fn a_large_message_crosses_under_flow_control() {
-    for backend in BACKENDS {
+    for backend in &backends() {
         let relays = three_relays(backend);
         let mut r = rng();
         let bob = IdentityKeypair::generate(&mut r);
@@ -125,7 +125,7 @@ fn a_large_message_crosses_under_flow_control() {
 
 #[test]
 fn a_message_for_an_offline_node_is_queued_and_released_only_to_its_owner() {
-    for backend in BACKENDS {
+    for backend in &backends() {
         let relays = three_relays(backend);
         let mut r = rng();
         let (alice, carol, carol_enc, mallory) = (
@@ -180,7 +180,7 @@ fn a_message_for_an_offline_node_is_queued_and_released_only_to_its_owner() {
 
 #[test]
 fn ping_is_answered_by_the_last_hop_and_sigterm_drains_cleanly() {
-    for backend in BACKENDS {
+    for backend in &backends() {
         let relays = three_relays(backend);
         let path = relays.iter().map(|p| p.info.hop()).collect();
         let mut c = Circ::build(path).unwrap();

@@ -10,7 +10,7 @@ use ournet_proto::cell::{BODY_LEN, CircId};
 use ournet_proto::circuit::ClientEvent;
 use ournet_proto::link_msg::{DestroyReason, LinkMsg};
 use ournet_tests::client::{Circ, Link, LinkEnd, rng, tcp_from};
-use ournet_tests::relay::{BACKENDS, RelayProc};
+use ournet_tests::relay::{RelayProc, backends};
 use rand_core::RngCore;
 
 fn hostile_ip(n: u8) -> IpAddr {
@@ -51,7 +51,7 @@ fn good_client_is_served(relay: &RelayProc) {
 
 #[test]
 fn garbage_oversized_and_stalled_handshakes_are_cut_off() {
-    for backend in BACKENDS {
+    for backend in &backends() {
         let relay = RelayProc::start(backend, &[]);
         let addr = relay.info.addr;
         let mut garbage = tcp_from(hostile_ip(2), addr).unwrap();
@@ -75,7 +75,7 @@ fn garbage_oversized_and_stalled_handshakes_are_cut_off() {
 
 #[test]
 fn a_connection_flood_leaves_a_good_client_served_with_bounded_memory() {
-    for backend in BACKENDS {
+    for backend in &backends() {
         let relay = RelayProc::start(backend, &[]);
         let addr = relay.info.addr;
         let mut flood = Vec::new();
@@ -112,7 +112,7 @@ fn circuit_creation_is_rate_limited_per_ip() {
     )
     .unwrap();
     let config = config.to_str().unwrap();
-    for backend in BACKENDS {
+    for backend in &backends() {
         let relay = RelayProc::start(backend, &["--config", config]);
         let mut link = Link::connect_from(hostile_ip(4), &relay.info.hop());
         for i in 1..=20u32 {
@@ -151,7 +151,7 @@ fn circuit_creation_is_rate_limited_per_ip() {
 
 #[test]
 fn a_tampered_cell_destroys_its_circuit_and_is_counted() {
-    for backend in BACKENDS {
+    for backend in &backends() {
         let relays: Vec<_> = (0..2).map(|_| RelayProc::start(backend, &[])).collect();
         let path = relays.iter().map(|r| r.info.hop()).collect();
         let mut c = Circ::build(path).unwrap();
