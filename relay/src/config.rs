@@ -99,6 +99,10 @@ pub struct Limits {
     pub max_ack_routes: usize,
     /// CREATEs queued on a relay link that is still connecting.
     pub max_pending_creates: usize,
+    /// Whether EXTEND may name a loopback, private, link-local or otherwise non-global
+    /// address. Off by default: a client must not make a relay connect into its own network.
+    /// Local test networks turn it on.
+    pub extend_to_private: bool,
 }
 
 impl Default for Limits {
@@ -114,6 +118,7 @@ impl Default for Limits {
             worker_memory_bytes: 512 << 20,
             max_ack_routes: 100_000,
             max_pending_creates: 1024,
+            extend_to_private: false,
         }
     }
 }

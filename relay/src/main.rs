@@ -41,6 +41,9 @@ struct Args {
     /// Do not pin workers to cores.
     #[arg(long)]
     no_pin: bool,
+    /// Let EXTEND reach loopback and private addresses (local test networks only).
+    #[arg(long)]
+    allow_private_extend: bool,
     /// Seconds SIGTERM waits for circuits before destroying them.
     #[arg(long)]
     drain_timeout: Option<u64>,
@@ -91,5 +94,6 @@ fn load_config(args: &Args) -> anyhow::Result<Config> {
         config.drain_timeout_secs = v;
     }
     config.pin_cores &= !args.no_pin;
+    config.limits.extend_to_private |= args.allow_private_extend;
     Ok(config)
 }

@@ -96,7 +96,13 @@ impl RelayProc {
         let mut child = Command::new(bin)
             .args(["--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"])
             .args(["--workers", "2", "--no-pin", "--drain-timeout", "1"])
-            .args(["--backend", backend, "--log", "warn"])
+            .args([
+                "--backend",
+                backend,
+                "--log",
+                "warn",
+                "--allow-private-extend",
+            ])
             .arg("--data-dir")
             .arg(&data_dir)
             .args(extra)

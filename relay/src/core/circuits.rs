@@ -5,7 +5,7 @@
 //! backward. Both legs of a circuit are on this worker: a worker opens its own outbound
 //! links, so no cell of a circuit crosses threads.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use ournet_proto::cell::CircId;
 use ournet_proto::circuit::RelayCircuit;
@@ -39,6 +39,7 @@ pub(super) enum Dir {
 pub(super) struct Circuits {
     map: HashMap<CircKey, Circ>,
     by_leg: HashMap<Leg, CircKey>,
+    by_conn: HashMap<ConnId, HashSet<CircKey>>,
     next_key: u64,
 }
 
@@ -56,15 +57,30 @@ impl Circuits {
                 blocked: false,
             },
         );
-        self.by_leg.insert(prev, key);
+        self.index(prev, key);
         key
+    }
+
+    fn index(&mut self, leg: Leg, key: CircKey) {
+        self.by_leg.insert(leg, key);
+        self.by_conn.entry(leg.0).or_default().insert(key);
+    }
+
+    fn unindex(&mut self, leg: Leg, key: CircKey) {
+        self.by_leg.remove(&leg);
+        if let Some(set) = self.by_conn.get_mut(&leg.0) {
+            set.remove(&key);
+            if set.is_empty() {
+                self.by_conn.remove(&leg.0);
+            }
+        }
     }
 
     /// Sets the next leg of `key`.
     pub(super) fn set_next(&mut self, key: CircKey, next: Leg) {
         if let Some(circ) = self.map.get_mut(&key) {
             circ.next = Some(next);
-            self.by_leg.insert(next, key);
+            self.index(next, key);
         }
     }
 
@@ -93,20 +109,19 @@ impl Circuits {
     /// Removes `key` and both its legs.
     pub(super) fn remove(&mut self, key: CircKey) -> Option<Circ> {
         let circ = self.map.remove(&key)?;
-        self.by_leg.remove(&circ.prev);
+        self.unindex(circ.prev, key);
         if let Some(next) = circ.next {
-            self.by_leg.remove(&next);
+            self.unindex(next, key);
         }
         Some(circ)
     }
 
     /// Handles of every circuit with a leg on `conn`.
     pub(super) fn on_conn(&self, conn: ConnId) -> Vec<CircKey> {
-        self.by_leg
-            .iter()
-            .filter(|((c, _), _)| *c == conn)
-            .map(|(_, key)| *key)
-            .collect()
+        self.by_conn
+            .get(&conn)
+            .map(|set| set.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Every circuit with the bytes it buffers, heaviest first.

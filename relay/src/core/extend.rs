@@ -31,7 +31,8 @@ impl Relay {
     /// Carries out an EXTEND of circuit `key`.
     pub(super) fn on_extend(&mut self, now: Instant, key: CircKey, req: ExtendReq) {
         let own = self.ctx.keys.identity.public();
-        if self.draining.is_some() || req.identity == own {
+        let private_ok = self.ctx.config.limits.extend_to_private;
+        if self.draining.is_some() || req.identity == own || !(private_ok || is_global(&req.addr)) {
             return self.extend_failed(now, key);
         }
         let Some(conn_id) = self.relay_link(now, &req) else {
@@ -122,5 +123,69 @@ impl Relay {
             let _e = circ.hop.extend_failed();
         }
         self.destroy_circuit(now, key, DestroyReason::CONNECT_FAILED, None);
+    }
+}
+
+/// Whether `addr` is a public unicast address (no loopback, private, link-local, shared,
+/// documentation, multicast or unspecified address, and no port 0).
+pub(super) fn is_global(addr: &SocketAddr) -> bool {
+    if addr.port() == 0 {
+        return false;
+    }
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) => {
+            let [a, b, ..] = ip.octets();
+            !(ip.is_loopback()
+                || ip.is_private()
+                || ip.is_link_local()
+                || ip.is_unspecified()
+                || ip.is_multicast()
+                || ip.is_broadcast()
+                || ip.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || a >= 240)
+        }
+        std::net::IpAddr::V6(ip) => {
+            let first = ip.segments()[0];
+            match ip.to_ipv4_mapped() {
+                Some(v4) => is_global(&SocketAddr::new(v4.into(), addr.port())),
+                None => {
+                    !(ip.is_loopback()
+                        || ip.is_unspecified()
+                        || ip.is_multicast()
+                        || (first & 0xfe00) == 0xfc00
+                        || (first & 0xffc0) == 0xfe80
+                        || first == 0x2001 && ip.segments()[1] == 0x0db8)
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_global_unicast_addresses_are_extend_targets() {
+        for bad in [
+            "127.0.0.1:9001",
+            "10.1.2.3:9001",
+            "192.168.0.1:9001",
+            "169.254.1.1:9001",
+            "100.64.0.1:9001",
+            "0.0.0.0:9001",
+            "8.8.8.8:0",
+            "[::1]:9001",
+            "[fd00::1]:9001",
+            "[fe80::1]:9001",
+            "[::ffff:127.0.0.1]:9001",
+        ] {
+            assert!(!is_global(&bad.parse().unwrap()), "{bad}");
+        }
+        for good in ["8.8.8.8:9001", "[2606:4700::1]:443"] {
+            assert!(is_global(&good.parse().unwrap()), "{good}");
+        }
     }
 }
