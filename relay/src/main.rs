@@ -1,4 +1,5 @@
 //! `ournet-relay`: runs an our-network relay. See `ournet-relay --help` and `relay/README.md`.
+#![forbid(unsafe_code)]
 #![allow(
     clippy::print_stdout,
     reason = "the ready line goes to stdout for supervisors and tests"

@@ -81,14 +81,7 @@ pub fn run(config: Config, on_ready: impl FnOnce(&Ready)) -> Result<(), ServerEr
         .first()
         .map(std::net::TcpListener::local_addr)
         .ok_or_else(|| std::io::Error::other("no listener"))??;
-    let mut boxes = Vec::with_capacity(n);
-    let mut receivers = Vec::with_capacity(n);
-    for _ in 0..n {
-        let (tx, rx) = cross::mailbox();
-        let waker = backend.waker()?;
-        boxes.push((tx, waker.clone()));
-        receivers.push((rx, waker));
-    }
+    let (boxes, receivers) = mailboxes(backend.as_ref(), n)?;
     let ready = ready_line(&keys, listen, backend.name(), n);
     let ctx = Arc::new(RelayContext {
         keys,
@@ -106,14 +99,7 @@ pub fn run(config: Config, on_ready: impl FnOnce(&Ready)) -> Result<(), ServerEr
         control: control.local_addr()?,
         ..ready
     };
-    let (started, started_rx) = crossbeam_channel::bounded(n);
-    let threads = spawn_workers(&ctx, &backend, listeners, receivers, &started)?;
-    drop(started);
-    for _ in 0..n {
-        started_rx
-            .recv()
-            .map_err(|_| std::io::Error::other("a worker failed to start"))?;
-    }
+    let threads = spawn_workers(&ctx, &backend, listeners, receivers)?;
     tracing::info!(backend = backend.name(), workers = n, "relay ready");
     on_ready(&ready);
     let state = crate::control::ControlState {
@@ -144,6 +130,23 @@ fn ready_line(keys: &RelayKeys, listen: SocketAddr, backend: &'static str, n: us
     }
 }
 
+type Senders = Vec<(
+    crossbeam_channel::Sender<cross::CrossMsg>,
+    Arc<dyn cross::Wake>,
+)>;
+
+fn mailboxes(backend: &dyn Backend, n: usize) -> Result<(Senders, Receivers), ServerError> {
+    let mut boxes = Vec::with_capacity(n);
+    let mut receivers = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (tx, rx) = cross::mailbox();
+        let waker = backend.waker()?;
+        boxes.push((tx, waker.clone()));
+        receivers.push((rx, waker));
+    }
+    Ok((boxes, receivers))
+}
+
 type Receivers = Vec<(
     crossbeam_channel::Receiver<cross::CrossMsg>,
     Arc<dyn cross::Wake>,
@@ -154,8 +157,9 @@ fn spawn_workers(
     backend: &Arc<dyn Backend>,
     listeners: Vec<std::net::TcpListener>,
     receivers: Receivers,
-    started: &crossbeam_channel::Sender<()>,
 ) -> Result<Vec<std::thread::JoinHandle<()>>, ServerError> {
+    let n = listeners.len();
+    let (started, started_rx) = crossbeam_channel::bounded(n);
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let pin = ctx.config.pin_cores;
     let mut threads = Vec::new();
@@ -181,6 +185,12 @@ fn spawn_workers(
                 }
             })?;
         threads.push(t);
+    }
+    drop(started);
+    for _ in 0..n {
+        started_rx
+            .recv()
+            .map_err(|_| std::io::Error::other("a worker failed to start"))?;
     }
     Ok(threads)
 }
