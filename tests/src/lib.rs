@@ -1,5 +1,11 @@
 //! End-to-end tests of our-network that start real processes.
 //!
-//! Not built yet: this crate is filled by issue 5. It is a workspace member now so that the
-//! layout of the design exists from the start; it holds no code that pretends to work.
+//! [`relay`] builds and starts `ournet-relay` binaries on 127.0.0.1 port 0, reads the JSON
+//! ready line each prints and kills them on drop. [`client`] is a minimal blocking test
+//! client built on `ournet-proto` alone (link handshake, channel, `ClientCircuit`): enough to
+//! drive circuits over real TCP until `client/` exists. Test files are in `tests/tests/`.
 #![forbid(unsafe_code)]
+#![allow(clippy::unwrap_used, reason = "test code")]
+
+pub mod client;
+pub mod relay;

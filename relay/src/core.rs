@@ -1,0 +1,287 @@
+//! The per-worker relay core: links and circuits of one worker, driven poll-style.
+//!
+//! A backend feeds it what the OS reports and carries out what it asks:
+//!
+//! ```text
+//!  backend ──handle_accept / handle_connected / handle_connect_failed──►  Relay
+//!          ──handle_input(conn, bytes) / handle_writable / handle_closed──►
+//!          ──handle_timeout(now) at poll_timeout() / handle_cross(msg)────►
+//!          ◄──poll_action(): Flush(conn) | Connect{conn, addr} | Close(conn)
+//!          ◄──take_output(conn): the bytes to write
+//! ```
+//!
+//! Contract: every [`ConnId`] the core hands out (from [`Relay::handle_accept`] or in
+//! [`Action::Connect`]) ends with exactly one [`Relay::handle_closed`] or
+//! [`Relay::handle_connect_failed`] from the backend. [`Action::Close`] means "write what
+//! [`Relay::take_output`] still gives, close the socket, then call `handle_closed`".
+//!
+//! The core makes no protocol decision: link handshakes, cell crypto, circuit handshakes,
+//! onion layers, relay messages and flow control are `ournet-proto`'s. It routes: (link,
+//! circuit id) to circuit, EXTEND to an outbound relay link, messages to home circuits or the
+//! offline queue, ACKs back to their sender circuit, DESTROY both ways. All of its state is
+//! owned by one worker thread (`!Send` use, no locks); what workers share is in
+//! [`crate::directory`] and crosses over [`crate::cross`].
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use ournet_proto::flow::BackPressure;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+use crate::config::Config;
+use crate::cross::{CrossMsg, Postman};
+use crate::directory::{CircLoc, Directory};
+use crate::keys::RelayKeys;
+use crate::metrics::{self, DropKind, WorkerMetrics};
+
+mod cells;
+mod circuits;
+mod conn;
+mod extend;
+mod home;
+mod lifecycle;
+mod sweep;
+#[cfg(test)]
+mod tests;
+
+use circuits::Circuits;
+use conn::Conn;
+
+/// How often [`Relay::handle_timeout`] sweeps timers (handshake deadlines, keepalives, idle
+/// links, caps). The protocol's timers are 10 s and longer, so a second of slack is fine.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long a closing connection may take to send what it still has queued.
+pub const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// An opaque handle to one connection of one worker. Never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+/// An opaque handle to one circuit of one worker. Never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CircKey(pub u64);
+
+/// What the core asks of its backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Action {
+    /// `conn` has bytes to send: call [`Relay::take_output`] when the socket can take them.
+    Flush(ConnId),
+    /// Open a TCP connection for `conn`; then [`Relay::handle_connected`] or
+    /// [`Relay::handle_connect_failed`].
+    Connect {
+        /// The new connection's handle.
+        conn: ConnId,
+        /// Where to connect.
+        addr: SocketAddr,
+    },
+    /// Send what is left, close the socket, then call [`Relay::handle_closed`].
+    Close(ConnId),
+    /// A closing connection did not drain within [`CLOSE_GRACE`] (its peer does not read):
+    /// close the socket now, dropping what is unsent, then call [`Relay::handle_closed`].
+    Abort(ConnId),
+}
+
+/// What all workers of one relay process share, read-only or behind their own locks.
+#[derive(Debug)]
+pub struct RelayContext {
+    /// The relay's keys.
+    pub keys: RelayKeys,
+    /// The configuration.
+    pub config: Config,
+    /// Homes, offline queue, ACK routes, per-IP limits.
+    pub directory: Directory,
+    /// Mailboxes of every worker.
+    pub postman: Postman,
+    /// Every worker's counters, by worker index.
+    pub metrics: Vec<Arc<WorkerMetrics>>,
+    /// Set on SIGTERM: workers drain.
+    pub shutdown: AtomicBool,
+}
+
+/// One worker's links and circuits.
+#[derive(Debug)]
+pub struct Relay {
+    ctx: Arc<RelayContext>,
+    worker: usize,
+    metrics: Arc<WorkerMetrics>,
+    rng: ChaCha20Rng,
+    conns: HashMap<ConnId, Conn>,
+    next_conn: u64,
+    circuits: Circuits,
+    relay_links: HashMap<[u8; 32], ConnId>,
+    actions: VecDeque<Action>,
+    next_sweep: Instant,
+    back_pressure: BackPressure,
+    draining: Option<Instant>,
+    finished: bool,
+}
+
+impl Relay {
+    /// A worker core with no connections. `seed` seeds its RNG (draw it from the OS).
+    pub fn new(ctx: Arc<RelayContext>, worker: usize, seed: [u8; 32], now: Instant) -> Self {
+        let metrics = ctx.metrics.get(worker).cloned().unwrap_or_default();
+        Self {
+            ctx,
+            worker,
+            metrics,
+            rng: ChaCha20Rng::from_seed(seed),
+            conns: HashMap::new(),
+            next_conn: 1,
+            circuits: Circuits::default(),
+            relay_links: HashMap::new(),
+            actions: VecDeque::new(),
+            next_sweep: now + SWEEP_INTERVAL,
+            back_pressure: BackPressure::default(),
+            draining: None,
+            finished: false,
+        }
+    }
+
+    /// A connection was accepted from `peer`. `None`: refused (caps or draining); close it.
+    pub fn handle_accept(&mut self, now: Instant, peer: IpAddr) -> Option<ConnId> {
+        if self.draining.is_some() || !self.ctx.directory.admit(now, Some(peer)) {
+            self.metrics.count_drop(DropKind::ConnRefused);
+            return None;
+        }
+        let id = self.new_conn_id();
+        let conn = Conn::accepted(&mut self.rng, now, peer);
+        self.conns.insert(id, conn);
+        metrics::add(&self.metrics.connections, 1);
+        Some(id)
+    }
+
+    /// The TCP connection asked for by [`Action::Connect`] is up. `false`: it is no longer
+    /// wanted; close it and call [`Relay::handle_closed`].
+    pub fn handle_connected(&mut self, now: Instant, id: ConnId) -> bool {
+        self.start_initiator(now, id)
+    }
+
+    /// The TCP connection asked for by [`Action::Connect`] failed.
+    pub fn handle_connect_failed(&mut self, now: Instant, id: ConnId) {
+        self.metrics.count_drop(DropKind::ExtendFailed);
+        self.remove_conn(now, id);
+    }
+
+    /// Bytes arrived on `id`.
+    pub fn handle_input(&mut self, now: Instant, id: ConnId, data: &[u8]) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if conn.closing {
+            return;
+        }
+        conn.inbuf.extend_from_slice(data);
+        self.process_input(now, id);
+    }
+
+    /// The socket of `id` took everything [`Relay::take_output`] gave: circuits that were
+    /// waiting for room on it may originate more.
+    pub fn handle_writable(&mut self, now: Instant, id: ConnId) {
+        let blocked = match self.conns.get_mut(&id) {
+            Some(conn) => std::mem::take(&mut conn.blocked),
+            None => return,
+        };
+        for key in blocked {
+            self.flush_backward(now, key);
+        }
+    }
+
+    /// The socket of `id` is closed (by the peer, an error, or after [`Action::Close`]).
+    pub fn handle_closed(&mut self, now: Instant, id: ConnId) {
+        self.remove_conn(now, id);
+    }
+
+    /// Runs timers: call at [`Relay::poll_timeout`].
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if now >= self.next_sweep {
+            self.next_sweep = now + SWEEP_INTERVAL;
+            self.sweep(now);
+        }
+    }
+
+    /// A message from another worker's [`Postman`].
+    pub fn handle_cross(&mut self, now: Instant, msg: CrossMsg) {
+        self.on_cross(now, msg);
+    }
+
+    /// When [`Relay::handle_timeout`] is next due.
+    pub fn poll_timeout(&self) -> Instant {
+        self.next_sweep
+    }
+
+    /// The next thing for the backend to do.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// Moves the bytes queued for `id` into `out` (appending).
+    pub fn take_output(&mut self, id: ConnId, out: &mut BytesMut) {
+        if let Some(conn) = self.conns.get_mut(&id) {
+            conn.flush_queued = false;
+            if out.is_empty() {
+                std::mem::swap(out, &mut conn.outbuf);
+            } else {
+                out.extend_from_slice(&conn.outbuf);
+                conn.outbuf.clear();
+            }
+        }
+    }
+
+    /// Stops accepting links and circuits; circuits in use may finish until `deadline`, then
+    /// every circuit is destroyed (reason: shutting down) and every link closed.
+    pub fn begin_drain(&mut self, deadline: Instant) {
+        if self.draining.is_none() {
+            tracing::info!(worker = self.worker, "draining");
+            self.draining = Some(deadline);
+        }
+    }
+
+    /// Whether a drain has completed: nothing is left but links being closed.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Whether the relay process is shutting down (the flag [`RelayContext::shutdown`]).
+    pub fn shutdown_requested(&self) -> bool {
+        self.ctx.shutdown.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Open connections of this worker.
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Open circuits of this worker.
+    pub fn circuit_count(&self) -> usize {
+        self.circuits.len()
+    }
+
+    fn new_conn_id(&mut self) -> ConnId {
+        let id = ConnId(self.next_conn);
+        self.next_conn += 1;
+        id
+    }
+
+    fn loc(&self, circ: CircKey) -> CircLoc {
+        CircLoc {
+            worker: self.worker,
+            circ,
+        }
+    }
+
+    fn want_flush(&mut self, id: ConnId) {
+        if let Some(conn) = self.conns.get_mut(&id)
+            && !conn.flush_queued
+        {
+            conn.flush_queued = true;
+            self.actions.push_back(Action::Flush(id));
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! The last hop's events: extensions, message delivery to home circuits or the offline
+//! queue, end-to-end ACK routing, and home registration (PROTOCOL.md §7.3, §7.4).
+//!
+//! A delivered message is answered with DELIVERY_STATUS on the sender's circuit: DELIVERED
+//! once it is queued on the recipient's home circuit (here or handed to the worker that holds
+//! it), QUEUED when the recipient is offline, REFUSED when the offline queue is full. The
+//! sender's circuit is remembered for the ACK, which only the recipient's own home circuit
+//! can take back.
+
+use std::time::Instant;
+
+use ournet_proto::circuit::{MAX_QUEUED_BYTES, RelayEvent};
+use ournet_proto::relay_msg::DeliveryStatus;
+
+use super::extend::ExtendReq;
+use super::{CircKey, Relay};
+use crate::cross::CrossMsg;
+use crate::directory::{CircLoc, Route};
+use crate::metrics::{self, DropKind};
+
+/// A message on its way to a home circuit.
+struct Delivery {
+    recipient: [u8; 32],
+    message_id: [u8; 16],
+    envelope: Vec<u8>,
+}
+
+impl Relay {
+    /// Acts on everything circuit `key` produced, then sends what it originates.
+    pub(super) fn drive_circuit(&mut self, now: Instant, key: CircKey) {
+        while let Some(event) = self.circuits.get_mut(key).and_then(|c| c.hop.poll_event()) {
+            self.on_event(now, key, event);
+        }
+        self.flush_backward(now, key);
+    }
+
+    fn on_event(&mut self, now: Instant, key: CircKey, event: RelayEvent) {
+        match event {
+            RelayEvent::Extend {
+                addr,
+                identity,
+                link_key,
+                htype,
+                hdata,
+            } => {
+                let req = ExtendReq {
+                    addr,
+                    identity,
+                    link_key,
+                    htype,
+                    hdata,
+                };
+                self.on_extend(now, key, req);
+            }
+            RelayEvent::Deliver {
+                recipient,
+                message_id,
+                envelope,
+            } => {
+                let d = Delivery {
+                    recipient,
+                    message_id,
+                    envelope,
+                };
+                self.on_deliver(now, key, d);
+            }
+            RelayEvent::Ack {
+                message_id,
+                ack_token,
+            } => self.on_ack(now, key, message_id, ack_token),
+            RelayEvent::HomeRegistered { identity } => self.on_home(now, key, identity.to_bytes()),
+        }
+    }
+
+    fn on_deliver(&mut self, now: Instant, from: CircKey, d: Delivery) {
+        let (recipient, message_id) = (d.recipient, d.message_id);
+        let dir = &self.ctx.directory;
+        let status = match dir.route(now, recipient, message_id, d.envelope) {
+            Route::Home(loc, envelope) => {
+                dir.add_ack_route(now, recipient, message_id, self.loc(from));
+                let d = Delivery {
+                    recipient,
+                    message_id,
+                    envelope,
+                };
+                self.deliver_to(now, loc, d)
+            }
+            Route::Queued => {
+                dir.add_ack_route(now, recipient, message_id, self.loc(from));
+                metrics::add(&self.metrics.queued_offline, 1);
+                DeliveryStatus::QUEUED
+            }
+            _ => {
+                self.metrics.count_drop(DropKind::OfflineRefused);
+                DeliveryStatus::REFUSED
+            }
+        };
+        let sent = self
+            .circuits
+            .get_mut(from)
+            .map(|c| c.hop.send_status(message_id, status));
+        if let Some(Err(e)) = sent {
+            self.circuit_failed(now, from, &e);
+        }
+    }
+
+    /// Delivers on the home circuit at `loc`, here or on its worker.
+    fn deliver_to(&mut self, now: Instant, loc: CircLoc, d: Delivery) -> DeliveryStatus {
+        if loc.worker == self.worker {
+            return self.deliver_local(now, loc.circ, d);
+        }
+        let msg = CrossMsg::Deliver {
+            circ: loc.circ,
+            recipient: d.recipient,
+            message_id: d.message_id,
+            envelope: d.envelope,
+        };
+        match self.ctx.postman.post(loc.worker, msg) {
+            Ok(()) => DeliveryStatus::DELIVERED,
+            Err(CrossMsg::Deliver {
+                recipient,
+                message_id,
+                envelope,
+                ..
+            }) => {
+                self.metrics.count_drop(DropKind::MailboxFull);
+                self.queue_offline(now, recipient, message_id, envelope)
+            }
+            Err(_) => DeliveryStatus::REFUSED,
+        }
+    }
+
+    /// Queues `d` on home circuit `key` of this worker, or offline if it is gone or full.
+    fn deliver_local(&mut self, now: Instant, key: CircKey, d: Delivery) -> DeliveryStatus {
+        let fits = self.circuits.get_mut(key).is_some_and(|c| {
+            c.hop.home_identity().map(|h| h.to_bytes()) == Some(d.recipient)
+                && c.hop.buffered_bytes() + d.envelope.len() <= MAX_QUEUED_BYTES
+        });
+        if !fits {
+            return self.queue_offline(now, d.recipient, d.message_id, d.envelope);
+        }
+        let result = self
+            .circuits
+            .get_mut(key)
+            .map(|c| c.hop.deliver(d.message_id, d.envelope));
+        match result {
+            Some(Ok(())) => {
+                metrics::add(&self.metrics.delivered, 1);
+                self.flush_backward(now, key);
+                DeliveryStatus::DELIVERED
+            }
+            _ => DeliveryStatus::REFUSED,
+        }
+    }
+
+    fn queue_offline(
+        &mut self,
+        now: Instant,
+        recipient: [u8; 32],
+        message_id: [u8; 16],
+        envelope: Vec<u8>,
+    ) -> DeliveryStatus {
+        match self
+            .ctx
+            .directory
+            .queue(now, recipient, message_id, envelope)
+        {
+            Ok(()) => {
+                metrics::add(&self.metrics.queued_offline, 1);
+                DeliveryStatus::QUEUED
+            }
+            Err(_) => {
+                self.metrics.count_drop(DropKind::OfflineRefused);
+                DeliveryStatus::REFUSED
+            }
+        }
+    }
+
+    fn on_ack(&mut self, now: Instant, home: CircKey, message_id: [u8; 16], ack_token: [u8; 16]) {
+        let Some(acker) = self
+            .circuits
+            .get_mut(home)
+            .and_then(|c| c.hop.home_identity())
+        else {
+            return;
+        };
+        let dir = &self.ctx.directory;
+        let Some(loc) = dir.take_ack_route(now, acker.to_bytes(), message_id) else {
+            return;
+        };
+        if loc.worker == self.worker {
+            return self.send_ack_local(now, loc.circ, message_id, ack_token);
+        }
+        let msg = CrossMsg::Ack {
+            circ: loc.circ,
+            message_id,
+            ack_token,
+        };
+        if self.ctx.postman.post(loc.worker, msg).is_err() {
+            self.metrics.count_drop(DropKind::MailboxFull);
+        }
+    }
+
+    fn send_ack_local(&mut self, now: Instant, key: CircKey, id: [u8; 16], token: [u8; 16]) {
+        let Some(circ) = self.circuits.get_mut(key) else {
+            return;
+        };
+        match circ.hop.send_ack(id, token) {
+            Ok(()) => self.flush_backward(now, key),
+            Err(e) => self.circuit_failed(now, key, &e),
+        }
+    }
+
+    fn on_home(&mut self, now: Instant, key: CircKey, identity: [u8; 32]) {
+        let queued = self
+            .ctx
+            .directory
+            .register_home(now, identity, self.loc(key));
+        let Some(circ) = self.circuits.get_mut(key) else {
+            return;
+        };
+        let count = u32::try_from(queued.len()).unwrap_or(u32::MAX);
+        if let Err(e) = circ.hop.send_home_authed(count) {
+            return self.circuit_failed(now, key, &e);
+        }
+        for q in queued {
+            if circ.hop.deliver(q.message_id, q.envelope).is_ok() {
+                metrics::add(&self.metrics.delivered, 1);
+            }
+        }
+    }
+
+    /// A delivery or ACK another worker handed over.
+    pub(super) fn on_cross(&mut self, now: Instant, msg: CrossMsg) {
+        match msg {
+            CrossMsg::Deliver {
+                circ,
+                recipient,
+                message_id,
+                envelope,
+            } => {
+                let d = Delivery {
+                    recipient,
+                    message_id,
+                    envelope,
+                };
+                let _status = self.deliver_local(now, circ, d);
+            }
+            CrossMsg::Ack {
+                circ,
+                message_id,
+                ack_token,
+            } => self.send_ack_local(now, circ, message_id, ack_token),
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! Unit tests of the core: no sockets, a simulated clock, seeded RNGs.
+#![allow(clippy::indexing_slicing, reason = "test code")]
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use ournet_proto::cell::CircId;
+use ournet_proto::circuit::ClientCircuit;
+use ournet_proto::keys::{EncryptionKeypair, IdentityKeypair};
+use ournet_proto::link::LinkInitiator;
+use ournet_proto::link::channel::Channel;
+use ournet_proto::link_msg::LinkMsg;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+
+use super::*;
+use crate::config::Config;
+use crate::cross::Postman;
+use crate::directory::Directory;
+use crate::keys::RelayKeys;
+use crate::metrics::{DropKind, WorkerMetrics};
+
+fn relay(seed: u64, now: Instant) -> Relay {
+    Relay::new(
+        context(seed, Postman::new(Vec::new()), 1),
+        0,
+        [seed as u8; 32],
+        now,
+    )
+}
+
+fn context(seed: u64, postman: Postman, workers: usize) -> Arc<RelayContext> {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let identity = IdentityKeypair::generate(&mut rng);
+    let link = ournet_proto::link::LinkIdentity::new(
+        IdentityKeypair::from_secret_bytes(&identity.secret_bytes()),
+        EncryptionKeypair::generate(&mut rng),
+    );
+    let config = Config::default();
+    Arc::new(RelayContext {
+        keys: RelayKeys {
+            identity,
+            onion: EncryptionKeypair::generate(&mut rng),
+            link,
+        },
+        directory: Directory::new(&config),
+        postman,
+        metrics: (0..workers)
+            .map(|_| Arc::new(WorkerMetrics::default()))
+            .collect(),
+        shutdown: AtomicBool::new(false),
+        config,
+    })
+}
+
+fn actions(r: &mut Relay) -> Vec<Action> {
+    std::iter::from_fn(|| r.poll_action()).collect()
+}
+
+fn output(r: &mut Relay, id: ConnId) -> BytesMut {
+    let mut out = BytesMut::new();
+    r.take_output(id, &mut out);
+    out
+}
+
+/// A client link to `r` over conn `id`, completed in memory.
+fn client_link(r: &mut Relay, rng: &mut ChaCha20Rng, now: Instant) -> (ConnId, Channel, [u8; 32]) {
+    let id = r.handle_accept(now, [10, 0, 0, 1].into()).unwrap();
+    let keys = &r.ctx.keys;
+    let (identity, link_key) = (keys.identity.public(), keys.link.link_public());
+    let mut out = Vec::new();
+    let mut init = LinkInitiator::start(rng, now, None, identity, link_key, &mut out).unwrap();
+    r.handle_input(now, id, &out);
+    let reply = output(r, id);
+    let (used, est) = init.handle_input(&reply).unwrap().unwrap();
+    assert_eq!(used, reply.len());
+    (id, Channel::new(est.crypto, now), est.channel_binding)
+}
+
+#[test]
+fn garbage_of_any_length_closes_the_link_without_panicking() {
+    let now = Instant::now();
+    let mut r = relay(1, now);
+    let mut rng = ChaCha20Rng::seed_from_u64(2);
+    for (k, len) in [1usize, 7, 8, 9, 10, 100, 1033, 1034, 1035, 5000]
+        .into_iter()
+        .enumerate()
+    {
+        let now = now + Duration::from_secs(20 * k as u64);
+        let id = r.handle_accept(now, [10, 0, 0, 2].into()).unwrap();
+        let mut junk = vec![0u8; len];
+        rng.fill_bytes(&mut junk);
+        if len > 8 {
+            junk[..8].copy_from_slice(b"OURNET\x01\x01");
+        }
+        for chunk in junk.chunks(3) {
+            r.handle_input(now, id, chunk);
+        }
+        r.handle_timeout(now + Duration::from_secs(11));
+        assert!(actions(&mut r).contains(&Action::Close(id)), "len {len}");
+        r.handle_closed(now, id);
+    }
+    assert_eq!(r.connection_count(), 0);
+    assert!(
+        r.metrics.drops(DropKind::LinkHandshake) + r.metrics.drops(DropKind::HandshakeTimeout)
+            >= 10
+    );
+}
+
+#[test]
+fn random_cells_after_a_good_handshake_close_the_link() {
+    let now = Instant::now();
+    let mut r = relay(3, now);
+    let mut rng = ChaCha20Rng::seed_from_u64(4);
+    let (id, _, _) = client_link(&mut r, &mut rng, now);
+    let mut junk = vec![0u8; 3000];
+    rng.fill_bytes(&mut junk);
+    r.handle_input(now, id, &junk);
+    assert!(actions(&mut r).contains(&Action::Close(id)));
+    assert_eq!(r.metrics.drops(DropKind::LinkForged), 1);
+}
+
+#[test]
+fn a_circuit_is_created_and_freed_with_its_link() {
+    let now = Instant::now();
+    let mut r = relay(5, now);
+    let mut rng = ChaCha20Rng::seed_from_u64(6);
+    let (id, mut channel, _) = client_link(&mut r, &mut rng, now);
+    let keys = &r.ctx.keys;
+    let hop = ournet_proto::circuit::PathHop {
+        identity: keys.identity.public(),
+        onion_key: keys.onion.public(),
+        link_key: keys.link.link_public(),
+        addr: ([127, 0, 0, 1], 1).into(),
+    };
+    let (mut circ, htype, hdata) = ClientCircuit::build(&mut rng, now, vec![hop]).unwrap();
+    let circ_id = CircId::new(0x8000_0001);
+    let create = LinkMsg::Create {
+        htype,
+        hdata: &hdata,
+    };
+    let cell = channel.encode_msg(now, circ_id, &create).unwrap();
+    r.handle_input(now, id, &cell);
+    assert_eq!(r.circuit_count(), 1);
+    let mut out = output(&mut r, id);
+    let got = channel.decode(now, &mut out).unwrap().unwrap();
+    let Ok(LinkMsg::Created { hdata }) = got.link_msg() else {
+        panic!("expected CREATED")
+    };
+    circ.handle_created(&mut rng, hdata).unwrap();
+    assert!(circ.is_open());
+    assert!(!out.has_remaining());
+    // A second CREATE on the same id is a protocol violation that closes the link.
+    let again = channel.encode_msg(now, circ_id, &create).unwrap();
+    r.handle_input(now, id, &again);
+    assert!(actions(&mut r).contains(&Action::Close(id)));
+    assert_eq!(r.circuit_count(), 0, "closing the link freed its circuit");
+    r.handle_closed(now, id);
+    assert_eq!(r.connection_count(), 0);
+}
+
+#[derive(Debug)]
+struct NoWake;
+
+impl crate::cross::Wake for NoWake {
+    fn wake(&self) {}
+}
+
+/// A one-hop client circuit to a worker core, moved by hand.
+struct MemCircuit {
+    conn: ConnId,
+    channel: Channel,
+    circ: ClientCircuit,
+    binding: [u8; 32],
+    rng: ChaCha20Rng,
+}
+
+impl MemCircuit {
+    fn open(r: &mut Relay, seed: u64, now: Instant) -> Self {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let (conn, mut channel, binding) = client_link(r, &mut rng, now);
+        let keys = &r.ctx.keys;
+        let hop = ournet_proto::circuit::PathHop {
+            identity: keys.identity.public(),
+            onion_key: keys.onion.public(),
+            link_key: keys.link.link_public(),
+            addr: ([127, 0, 0, 1], 1).into(),
+        };
+        let (mut circ, htype, hdata) = ClientCircuit::build(&mut rng, now, vec![hop]).unwrap();
+        let create = LinkMsg::Create {
+            htype,
+            hdata: &hdata,
+        };
+        let cell = channel
+            .encode_msg(now, CircId::new(0x8000_0001), &create)
+            .unwrap();
+        r.handle_input(now, conn, &cell);
+        let mut out = output(r, conn);
+        let got = channel.decode(now, &mut out).unwrap().unwrap();
+        let Ok(LinkMsg::Created { hdata }) = got.link_msg() else {
+            panic!("expected CREATED")
+        };
+        circ.handle_created(&mut rng, hdata).unwrap();
+        Self {
+            conn,
+            channel,
+            circ,
+            binding,
+            rng,
+        }
+    }
+
+    /// Sends what the client queued and takes what the relay sent back.
+    fn pump(&mut self, r: &mut Relay, now: Instant) -> Vec<ournet_proto::circuit::ClientEvent> {
+        let mut body = [0u8; ournet_proto::cell::BODY_LEN];
+        while self.circ.poll_forward(&mut self.rng, &mut body).unwrap() {
+            let mut cell = [0u8; ournet_proto::cell::CELL_LEN];
+            cell[ournet_proto::cell::HEADER_LEN..].copy_from_slice(&body);
+            let header = ournet_proto::cell::CellHeader {
+                circ_id: CircId::new(0x8000_0001),
+                cmd: ournet_proto::cell::CellCmd::RELAY,
+            };
+            self.channel.encode(now, header, &mut cell).unwrap();
+            r.handle_input(now, self.conn, &cell);
+        }
+        let mut out = output(r, self.conn);
+        while let Some(mut cell) = self.channel.decode(now, &mut out).unwrap() {
+            self.circ
+                .handle_backward(&mut self.rng, cell.body_mut())
+                .unwrap();
+        }
+        std::iter::from_fn(|| self.circ.poll_event()).collect()
+    }
+}
+
+#[test]
+fn delivery_and_ack_cross_workers_through_the_mailboxes() {
+    use ournet_proto::circuit::ClientEvent;
+    use ournet_proto::relay_msg::DeliveryStatus;
+
+    let now = Instant::now();
+    let (tx0, rx0) = crate::cross::mailbox();
+    let (tx1, rx1) = crate::cross::mailbox();
+    let wake: Arc<dyn crate::cross::Wake> = Arc::new(NoWake);
+    let postman = Postman::new(vec![(tx0, wake.clone()), (tx1, wake)]);
+    let ctx = context(7, postman, 2);
+    let mut w0 = Relay::new(ctx.clone(), 0, [1; 32], now);
+    let mut w1 = Relay::new(ctx, 1, [2; 32], now);
+    let mut rng = ChaCha20Rng::seed_from_u64(8);
+    let bob = IdentityKeypair::generate(&mut rng);
+
+    let mut home = MemCircuit::open(&mut w1, 9, now);
+    home.circ.home_auth(&bob, &home.binding.clone()).unwrap();
+    assert!(
+        home.pump(&mut w1, now)
+            .contains(&ClientEvent::HomeAuthed { queued: 0 })
+    );
+
+    let mut alice = MemCircuit::open(&mut w0, 10, now);
+    let to = bob.public().to_bytes();
+    alice
+        .circ
+        .send_message([4; 16], to, b"envelope".to_vec())
+        .unwrap();
+    let status = ClientEvent::DeliveryStatus {
+        message_id: [4; 16],
+        status: DeliveryStatus::DELIVERED,
+    };
+    assert!(alice.pump(&mut w0, now).contains(&status));
+    for msg in rx1.try_iter() {
+        w1.handle_cross(now, msg);
+    }
+    let message = ClientEvent::Message {
+        message_id: [4; 16],
+        envelope: b"envelope".to_vec(),
+    };
+    assert!(home.pump(&mut w1, now).contains(&message));
+
+    home.circ.send_ack([4; 16], [5; 16]).unwrap();
+    assert!(home.pump(&mut w1, now).is_empty());
+    for msg in rx0.try_iter() {
+        w0.handle_cross(now, msg);
+    }
+    let ack = ClientEvent::Ack {
+        message_id: [4; 16],
+        ack_token: [5; 16],
+    };
+    assert_eq!(alice.pump(&mut w0, now), vec![ack]);
+}

@@ -1,0 +1,102 @@
+//! Bounded mailboxes between workers, for deliveries and ACKs whose circuits live on another
+//! worker (a home circuit is wherever its node's connection was accepted).
+//!
+//! Each worker has one bounded `crossbeam` queue and a [`Wake`] its backend provides (a tokio
+//! `Notify`, an eventfd for io_uring). When a queue is full the sender falls back: a delivery
+//! goes to the offline queue, an ACK is dropped and counted (the sender retries end to end).
+
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+use crate::core::CircKey;
+
+/// How many messages a worker's mailbox holds.
+pub const MAILBOX_CAP: usize = 4096;
+
+/// Something one worker asks another to do with one of its circuits.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum CrossMsg {
+    /// Deliver a message on the home circuit `circ` of `recipient`.
+    Deliver {
+        /// The home circuit.
+        circ: CircKey,
+        /// The node it should be home of (checked: the circuit may have been replaced).
+        recipient: [u8; 32],
+        /// The sender's message id.
+        message_id: [u8; 16],
+        /// The envelope.
+        envelope: Vec<u8>,
+    },
+    /// Send an end-to-end ACK back on the sender's circuit `circ`.
+    Ack {
+        /// The sender's circuit.
+        circ: CircKey,
+        /// The message.
+        message_id: [u8; 16],
+        /// The proof of receipt.
+        ack_token: [u8; 16],
+    },
+}
+
+/// Wakes a worker's event loop from another thread.
+pub trait Wake: std::any::Any + Send + Sync + std::fmt::Debug {
+    /// Makes the worker look at its mailbox (and at the shutdown flag) soon.
+    fn wake(&self);
+}
+
+/// The sending side of every worker's mailbox.
+#[derive(Debug, Clone)]
+pub struct Postman {
+    boxes: Arc<[Slot]>,
+}
+
+/// One worker's mailbox sender and waker.
+#[derive(Debug)]
+struct Slot {
+    tx: Sender<CrossMsg>,
+    waker: Arc<dyn Wake>,
+}
+
+impl Postman {
+    /// Wires `boxes[i]` to worker `i`.
+    pub fn new(boxes: Vec<(Sender<CrossMsg>, Arc<dyn Wake>)>) -> Self {
+        let boxes: Vec<Slot> = boxes
+            .into_iter()
+            .map(|(tx, waker)| Slot { tx, waker })
+            .collect();
+        Self {
+            boxes: boxes.into(),
+        }
+    }
+
+    /// Posts `msg` to `worker`.
+    ///
+    /// # Errors
+    /// Gives the message back when the mailbox is full or the worker is gone.
+    pub fn post(&self, worker: usize, msg: CrossMsg) -> Result<(), CrossMsg> {
+        let Some(slot) = self.boxes.get(worker) else {
+            return Err(msg);
+        };
+        match slot.tx.try_send(msg) {
+            Ok(()) => {
+                slot.waker.wake();
+                Ok(())
+            }
+            Err(TrySendError::Full(m) | TrySendError::Disconnected(m)) => Err(m),
+        }
+    }
+
+    /// Wakes every worker (after the shutdown flag was set).
+    pub fn wake_all(&self) {
+        for slot in self.boxes.iter() {
+            slot.waker.wake();
+        }
+    }
+}
+
+/// A new mailbox: the sender goes into the [`Postman`], the receiver to the worker.
+pub fn mailbox() -> (Sender<CrossMsg>, Receiver<CrossMsg>) {
+    crossbeam_channel::bounded(MAILBOX_CAP)
+}

@@ -1,0 +1,213 @@
+//! What all workers of a relay share: home registrations, the offline queue, ACK routes and
+//! per-IP admission (PROTOCOL.md §7.3, §7.4).
+//!
+//! These sit behind one mutex because they are touched once per message, connection or
+//! circuit creation (itself an X25519 handshake), never per cell; the per-cell path stays
+//! inside one worker. Each operation that must be atomic (look up a home *or* queue the
+//! message) is one method, so a node registering on one worker while another worker delivers
+//! to it can neither lose nor reorder a message.
+
+use std::net::IpAddr;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use crate::config::Config;
+use crate::core::CircKey;
+
+pub mod acks;
+pub mod limits;
+pub mod offline;
+
+pub use offline::{OfflineRefused, Queued};
+
+/// Where a circuit lives: its worker and its handle there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CircLoc {
+    /// The worker index.
+    pub worker: usize,
+    /// The circuit's handle in that worker.
+    pub circ: CircKey,
+}
+
+/// What to do with a message for a node.
+#[derive(Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Route {
+    /// The node is home on this circuit: deliver there.
+    Home(CircLoc, Vec<u8>),
+    /// The node is offline; the message is queued.
+    Queued,
+    /// The node is offline and the queue refused the message.
+    Refused(OfflineRefused),
+}
+
+#[derive(Debug)]
+struct Inner {
+    homes: std::collections::HashMap<[u8; 32], CircLoc>,
+    offline: offline::OfflineQueue,
+    acks: acks::AckRoutes,
+    ips: limits::IpLimits,
+    connections: usize,
+}
+
+/// The shared directory of one relay process.
+#[derive(Debug)]
+pub struct Directory {
+    inner: Mutex<Inner>,
+    max_connections: usize,
+}
+
+impl Directory {
+    /// An empty directory with the caps of `config`.
+    pub fn new(config: &Config) -> Self {
+        let l = &config.limits;
+        Self {
+            inner: Mutex::new(Inner {
+                homes: std::collections::HashMap::new(),
+                offline: offline::OfflineQueue::new(config.offline.clone()),
+                acks: acks::AckRoutes::new(l.max_ack_routes, config.offline.max_age()),
+                ips: limits::IpLimits::new(
+                    l.max_connections_per_ip,
+                    l.circuit_rate_per_sec,
+                    l.circuit_burst,
+                ),
+                connections: 0,
+            }),
+            max_connections: l.max_connections,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic elsewhere cannot leave these maps inconsistent in a way that matters more
+        // than stopping the relay would.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Makes `loc` the home circuit of `identity` (replacing an older one) and takes the
+    /// messages queued for it, oldest first.
+    pub fn register_home(&self, now: Instant, identity: [u8; 32], loc: CircLoc) -> Vec<Queued> {
+        let mut inner = self.lock();
+        inner.homes.insert(identity, loc);
+        inner.offline.take(now, &identity)
+    }
+
+    /// Forgets the home of `identity` if it is still `loc`.
+    pub fn unregister_home(&self, identity: [u8; 32], loc: CircLoc) {
+        let mut inner = self.lock();
+        if inner.homes.get(&identity) == Some(&loc) {
+            inner.homes.remove(&identity);
+        }
+    }
+
+    /// Finds the home of `recipient`, or queues the message for it.
+    pub fn route(
+        &self,
+        now: Instant,
+        recipient: [u8; 32],
+        message_id: [u8; 16],
+        envelope: Vec<u8>,
+    ) -> Route {
+        let mut inner = self.lock();
+        if let Some(loc) = inner.homes.get(&recipient) {
+            return Route::Home(*loc, envelope);
+        }
+        match inner.offline.push(now, recipient, message_id, envelope) {
+            Ok(()) => Route::Queued,
+            Err(e) => Route::Refused(e),
+        }
+    }
+
+    /// Queues a message whose home circuit went away (or could not take it).
+    ///
+    /// # Errors
+    /// [`OfflineRefused`] when the queue is full.
+    pub fn queue(
+        &self,
+        now: Instant,
+        recipient: [u8; 32],
+        message_id: [u8; 16],
+        envelope: Vec<u8>,
+    ) -> Result<(), OfflineRefused> {
+        self.lock()
+            .offline
+            .push(now, recipient, message_id, envelope)
+    }
+
+    /// Remembers the circuit a message for `recipient` came from, for its ACK.
+    pub fn add_ack_route(&self, now: Instant, recipient: [u8; 32], id: [u8; 16], from: CircLoc) {
+        self.lock().acks.insert(now, recipient, id, from);
+    }
+
+    /// The circuit to send `acker`'s ACK of `id` back on, once.
+    pub fn take_ack_route(&self, now: Instant, acker: [u8; 32], id: [u8; 16]) -> Option<CircLoc> {
+        self.lock().acks.take(now, acker, id)
+    }
+
+    /// Admits a connection from `ip` (`None`: an outbound one, counted but not per IP).
+    pub fn admit(&self, now: Instant, ip: Option<IpAddr>) -> bool {
+        let mut inner = self.lock();
+        if inner.connections >= self.max_connections {
+            return false;
+        }
+        if let Some(ip) = ip
+            && !inner.ips.admit(now, ip)
+        {
+            return false;
+        }
+        inner.connections += 1;
+        true
+    }
+
+    /// A connection admitted with [`Directory::admit`] closed.
+    pub fn release(&self, ip: Option<IpAddr>) {
+        let mut inner = self.lock();
+        inner.connections = inner.connections.saturating_sub(1);
+        if let Some(ip) = ip {
+            inner.ips.release(ip);
+        }
+    }
+
+    /// Whether `ip` may create another circuit now (the token bucket).
+    pub fn allow_create(&self, now: Instant, ip: IpAddr) -> bool {
+        self.lock().ips.allow_create(now, ip)
+    }
+
+    /// Drops expired messages, routes and idle per-IP state.
+    pub fn sweep(&self, now: Instant) {
+        let mut inner = self.lock();
+        inner.offline.expire(now);
+        inner.acks.expire(now);
+        inner.ips.sweep(now);
+    }
+
+    /// `(queued nodes, queued messages, queued bytes, homes, ack routes, connections)`.
+    pub fn stats(&self) -> DirectoryStats {
+        let inner = self.lock();
+        let (nodes, messages, bytes) = inner.offline.stats();
+        DirectoryStats {
+            offline_nodes: nodes,
+            offline_messages: messages,
+            offline_bytes: bytes,
+            homes: inner.homes.len(),
+            ack_routes: inner.acks.len(),
+            connections: inner.connections,
+        }
+    }
+}
+
+/// A snapshot of the directory's sizes, for `/metrics` and `/health`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DirectoryStats {
+    /// Nodes with queued messages.
+    pub offline_nodes: usize,
+    /// Queued messages.
+    pub offline_messages: usize,
+    /// Queued bytes.
+    pub offline_bytes: usize,
+    /// Registered home nodes.
+    pub homes: usize,
+    /// ACK routes held.
+    pub ack_routes: usize,
+    /// Open connections.
+    pub connections: usize,
+}
