@@ -83,6 +83,16 @@ pub enum CircuitError {
     Timeout,
 }
 
+/// A message a circuit could not take, handed back so the caller loses nothing (it can queue
+/// it elsewhere or answer REFUSED).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// Why it was refused.
+    pub error: CircuitError,
+    /// The message, unchanged.
+    pub envelope: Vec<u8>,
+}
+
 impl CircuitError {
     /// The reason to put in DESTROY.
     pub fn destroy_reason(&self) -> DestroyReason {

@@ -211,7 +211,9 @@ impl ClientCircuit {
         if matches!(self.state, State::Closed) {
             return Err(CircuitError::Closed);
         }
-        self.outbox.queue_message(message_id, recipient, envelope)
+        self.outbox
+            .queue_message(message_id, recipient, envelope)
+            .map_err(|r| r.error)
     }
 
     /// Queues an end-to-end ACK (on a home circuit, for the home relay to route).

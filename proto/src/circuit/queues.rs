@@ -3,10 +3,10 @@
 
 use std::collections::VecDeque;
 
-use super::{CircuitError, MAX_CONTROL_QUEUE, MAX_QUEUED_BYTES};
+use super::{CircuitError, MAX_CONTROL_QUEUE, MAX_QUEUED_BYTES, Refused};
 use crate::cell::PAYLOAD_LEN;
 use crate::flow::{RecvWindow, SendWindow};
-use crate::frag::{Fragmenter, Reassembled, Reassembler};
+use crate::frag::{FragError, Fragmenter, MAX_MESSAGE_LEN, Reassembled, Reassembler};
 use crate::relay_msg::{Begin, RelayMsg};
 
 /// Cells an endpoint originates: control messages first, then message data under the window.
@@ -31,20 +31,46 @@ impl Outbox {
         Ok(())
     }
 
-    /// Queues a whole message, cut into cells lazily.
+    /// Queues a whole message, cut into cells lazily. On refusal the data comes back.
     pub(crate) fn queue_message(
         &mut self,
         message_id: [u8; 16],
         recipient: [u8; 32],
         data: Vec<u8>,
-    ) -> Result<(), CircuitError> {
-        if self.bytes + data.len() > MAX_QUEUED_BYTES {
-            return Err(CircuitError::QueueFull);
+    ) -> Result<(), Refused> {
+        if data.len() > MAX_MESSAGE_LEN {
+            let error = CircuitError::Frag(FragError::TooLong(data.len() as u64));
+            return Err(Refused {
+                error,
+                envelope: data,
+            });
         }
-        let frag = Fragmenter::new(message_id, recipient, data)?;
-        self.bytes += frag.message_len();
+        if self.bytes + data.len() > MAX_QUEUED_BYTES {
+            return Err(Refused {
+                error: CircuitError::QueueFull,
+                envelope: data,
+            });
+        }
+        let len = data.len();
+        let frag = Fragmenter::new(message_id, recipient, data).map_err(|e| Refused {
+            error: e.into(),
+            envelope: Vec::new(),
+        })?;
+        self.bytes += len;
         self.messages.push_back(frag);
         Ok(())
+    }
+
+    /// Cells `write_next` would produce now (control messages, plus message cells the window
+    /// allows when `messages_allowed`), so an adapter can stop before a link's queue fills.
+    pub(crate) fn pending_cells(&self, messages_allowed: bool) -> usize {
+        let messages = if messages_allowed {
+            let queued: usize = self.messages.iter().map(Fragmenter::remaining_cells).sum();
+            queued.min(self.window.available() as usize)
+        } else {
+            0
+        };
+        self.control.len() + messages
     }
 
     /// Writes the next payload: a control message, or (if `messages_allowed` and the window

@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 use rand_core::{CryptoRng, RngCore};
 
 use super::queues::{Inbox, Outbox, Received};
-use super::{CircuitError, home_auth_message};
+use super::{CircuitError, Refused, home_auth_message};
 use crate::cell::TAG_AREA_LEN;
 use crate::handshake::{ClientHello, HANDSHAKE_TYPE_NTOR_V1, relay_handshake};
 use crate::keys::{EncryptionKeypair, EncryptionPublicKey, IdentityPublicKey, Signature};
@@ -218,18 +218,27 @@ impl RelayCircuit {
     }
 
     /// Queues a message for the home node on this circuit (BEGIN and DATA cells, under the
-    /// flow-control window).
+    /// flow-control window). A refused message is handed back unchanged.
     ///
     /// # Errors
-    /// [`CircuitError::Protocol`] if this is not a home circuit, [`CircuitError::QueueFull`]
-    /// past [`MAX_QUEUED_BYTES`](super::MAX_QUEUED_BYTES), [`CircuitError::Frag`] for an oversized message.
-    pub fn deliver(&mut self, message_id: [u8; 16], data: Vec<u8>) -> Result<(), CircuitError> {
+    /// [`Refused`] with [`CircuitError::Protocol`] if this is not a home circuit,
+    /// [`CircuitError::QueueFull`] past [`MAX_QUEUED_BYTES`](super::MAX_QUEUED_BYTES), or
+    /// [`CircuitError::Frag`] for an oversized message.
+    pub fn deliver(&mut self, message_id: [u8; 16], data: Vec<u8>) -> Result<(), Refused> {
         let Some(home) = self.home else {
-            return Err(CircuitError::Protocol(
-                "deliver on a circuit that is not a home circuit",
-            ));
+            let error = CircuitError::Protocol("deliver on a circuit that is not a home circuit");
+            return Err(Refused {
+                error,
+                envelope: data,
+            });
         };
         self.outbox.queue_message(message_id, home.to_bytes(), data)
+    }
+
+    /// How many cells [`RelayCircuit::poll_backward`] would write now, so an adapter can stop
+    /// before a link's queue fills.
+    pub fn pending_backward_cells(&self) -> usize {
+        self.outbox.pending_cells(self.next == Next::None)
     }
 
     /// Writes the next cell this relay originates into `body` (sealed, ready for the previous

@@ -312,6 +312,9 @@ fn message_to_a_home_node_is_delivered_and_acknowledged_end_to_end() {
             .contains(&ClientEvent::HomeAuthed { queued: 0 })
     );
 
+    let home_relay = home.relays[0].as_mut().unwrap();
+    assert_eq!(home_relay.pending_backward_cells(), 0);
+
     // Alice's circuit ends at Bob's home relay.
     let mut sender = Chain::build(5, keys.iter().collect(), now);
     sender.pump();
@@ -337,11 +340,13 @@ fn message_to_a_home_node_is_delivered_and_acknowledged_end_to_end() {
     assert_eq!(recipient, bob.public().to_bytes());
 
     // The home relay (the adapter's job) hands it to Bob's home circuit and tells Alice.
-    home.relays[0]
-        .as_mut()
-        .unwrap()
-        .deliver(message_id, envelope)
-        .unwrap();
+    let home_relay = home.relays[0].as_mut().unwrap();
+    let len = envelope.len();
+    home_relay.deliver(message_id, envelope).unwrap();
+    assert_eq!(
+        home_relay.pending_backward_cells(),
+        crate::frag::cells_for(len)
+    );
     sender.relays[2]
         .as_mut()
         .unwrap()
@@ -490,10 +495,9 @@ fn deliver_needs_a_home_circuit_and_only_the_last_hop_originates() {
     let mut chain = Chain::build(12, keys.iter().collect(), t0());
     chain.pump();
     let exit = chain.relays[1].as_mut().unwrap();
-    assert!(matches!(
-        exit.deliver([0; 16], vec![1]),
-        Err(CircuitError::Protocol(_))
-    ));
+    let refused = exit.deliver([0; 16], vec![1]).unwrap_err();
+    assert!(matches!(refused.error, CircuitError::Protocol(_)));
+    assert_eq!(refused.envelope, vec![1], "a refused message comes back");
     let middle = chain.relays[0].as_mut().unwrap();
     assert!(middle.has_next());
     assert!(matches!(

@@ -139,17 +139,17 @@ impl Relay {
         if !fits {
             return self.queue_offline(now, d.recipient, d.message_id, d.envelope);
         }
-        let result = self
-            .circuits
-            .get_mut(key)
-            .map(|c| c.hop.deliver(d.message_id, d.envelope));
-        match result {
-            Some(Ok(())) => {
+        let Some(circ) = self.circuits.get_mut(key) else {
+            return self.queue_offline(now, d.recipient, d.message_id, d.envelope);
+        };
+        match circ.hop.deliver(d.message_id, d.envelope) {
+            Ok(()) => {
                 metrics::add(&self.metrics.delivered, 1);
                 self.flush_backward(now, key);
                 DeliveryStatus::DELIVERED
             }
-            _ => DeliveryStatus::REFUSED,
+            // The circuit handed the message back: keep it for the node rather than lose it.
+            Err(refused) => self.queue_offline(now, d.recipient, d.message_id, refused.envelope),
         }
     }
 
@@ -223,10 +223,16 @@ impl Relay {
         if let Err(e) = circ.hop.send_home_authed(count) {
             return self.circuit_failed(now, key, &e);
         }
+        let mut refused = Vec::new();
         for q in queued {
-            if circ.hop.deliver(q.message_id, q.envelope).is_ok() {
-                metrics::add(&self.metrics.delivered, 1);
+            match circ.hop.deliver(q.message_id, q.envelope) {
+                Ok(()) => metrics::add(&self.metrics.delivered, 1),
+                Err(r) => refused.push((q.message_id, r.envelope)),
             }
+        }
+        // Whatever the circuit could not take goes back to the offline queue, in order.
+        for (message_id, envelope) in refused {
+            let _status = self.queue_offline(now, identity, message_id, envelope);
         }
     }
 
