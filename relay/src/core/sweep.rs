@@ -89,7 +89,7 @@ impl Relay {
             self.ctx.directory.stats().connections,
             limits.max_connections,
             out,
-            limits.conn_out_bytes.saturating_mul(16),
+            limits.worker_queue_budget(),
         );
         self.back_pressure.update(load);
         metrics::set(&self.metrics.load_pct, load as u64);
