@@ -55,14 +55,14 @@ impl Session {
         }
     }
 
-    /// Runs until the relay shuts down.
+    /// Runs until the relay shuts down. The backoff is reset only by an accepted heartbeat,
+    /// so a seed that accepts registrations and then forgets them is not hammered with PoW.
     pub(super) async fn run(mut self) {
         while !self.cancelled() {
             match self.register().await {
                 Ok(()) => {
                     self.metrics.registrations.fetch_add(1, Ordering::Relaxed);
                     self.metrics.registered.fetch_add(1, Ordering::Relaxed);
-                    self.backoff.reset();
                     self.heartbeats().await;
                     self.metrics.registered.fetch_sub(1, Ordering::Relaxed);
                 }
@@ -70,10 +70,11 @@ impl Session {
                 Err(e) => {
                     let m = &self.metrics.registration_failures;
                     m.fetch_add(1, Ordering::Relaxed);
-                    let delay = self.backoff.next_delay(&mut self.rng);
-                    tracing::warn!(seed = %self.url, error = %e, retry_in = ?delay, "registration failed");
-                    tokio::time::sleep(delay).await;
+                    tracing::warn!(seed = %self.url, error = %e, "registration failed");
                 }
+            }
+            if !self.cancelled() {
+                tokio::time::sleep(self.backoff.next_delay(&mut self.rng)).await;
             }
         }
     }
@@ -210,3 +211,6 @@ fn difficulty_field(body: &Value, field: &'static str) -> Result<u32, SeedError>
         .and_then(|d| u32::try_from(d).ok())
         .ok_or(SeedError::BadAnswer(field))
 }
+
+#[cfg(test)]
+mod tests;
