@@ -91,7 +91,8 @@ impl Relay {
             out,
             limits.worker_queue_budget(),
         );
-        self.back_pressure.update(load);
+        let change = self.back_pressure.update(load);
+        self.apply_back_pressure(change);
         metrics::set(&self.metrics.load_pct, load as u64);
         let active = u64::from(self.back_pressure.is_active());
         metrics::set(&self.metrics.back_pressure, active);
