@@ -90,11 +90,7 @@ pub fn run(config: Config, on_ready: impl FnOnce(&Ready)) -> Result<(), ServerEr
         .first()
         .map(std::net::TcpListener::local_addr)
         .ok_or_else(|| std::io::Error::other("no listener"))??;
-    let advertise = match seed::advertised_endpoint(config.advertise, listen) {
-        Ok(a) => Some(a),
-        Err(e) if !config.seeds.is_empty() => return Err(e.into()),
-        Err(_) => None,
-    };
+    let advertise = advertise_for(&config, listen)?;
     let (boxes, receivers) = mailboxes(backend.as_ref(), n)?;
     let ready = ready_line(&keys, listen, backend.name(), n, advertise);
     let ctx = Arc::new(RelayContext {
@@ -129,6 +125,21 @@ pub fn run(config: Config, on_ready: impl FnOnce(&Ready)) -> Result<(), ServerEr
             .await
             .map_err(ServerError::from)
     })?;
+    drain(&ctx, threads);
+    Ok(())
+}
+
+/// The endpoint to publish, if any: required (and checked) only when seeds are configured.
+fn advertise_for(config: &Config, listen: SocketAddr) -> Result<Option<SocketAddr>, ServerError> {
+    match seed::advertised_endpoint(config.advertise, listen) {
+        Ok(a) => Ok(Some(a)),
+        Err(e) if !config.seeds.is_empty() => Err(e.into()),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Sets the shutdown flag, wakes the workers and waits for their drain.
+fn drain(ctx: &RelayContext, threads: Vec<std::thread::JoinHandle<()>>) {
     tracing::info!("shutting down: draining");
     ctx.shutdown.store(true, Ordering::Relaxed);
     ctx.postman.wake_all();
@@ -136,7 +147,6 @@ pub fn run(config: Config, on_ready: impl FnOnce(&Ready)) -> Result<(), ServerEr
         let _ = t.join();
     }
     tracing::info!("stopped");
-    Ok(())
 }
 
 fn ready_line(
