@@ -8,6 +8,11 @@
 //! backend = "auto"                 # auto | uring | epoll
 //! pin_cores = true
 //! drain_timeout_secs = 30
+//! seeds = ["http://seed.example:8470"]   # register here (empty: no registration)
+//! advertise = "203.0.113.7:9001"   # the published endpoint; default: `listen` if specific
+//!
+//! [seed]                           # see `SeedSettings`
+//! heartbeat_secs = 300
 //!
 //! [limits]                         # see `Limits`
 //! circuit_rate_per_sec = 3
@@ -57,6 +62,13 @@ pub struct Config {
     pub limits: Limits,
     /// Caps of the offline queue (PROTOCOL.md §7.4, spec §7.2, W26).
     pub offline: OfflineLimits,
+    /// Seed URLs (`http://host:port`) to register with and heartbeat to; empty: none.
+    pub seeds: Vec<String>,
+    /// The link endpoint published in the descriptor. `None`: [`Config::listen`] when that is a
+    /// specific IP (a relay must never publish `0.0.0.0`, W31). Port 0: the bound port.
+    pub advertise: Option<SocketAddr>,
+    /// Registration and heartbeat timing.
+    pub seed: SeedSettings,
 }
 
 impl Default for Config {
@@ -71,6 +83,40 @@ impl Default for Config {
             drain_timeout_secs: 30,
             limits: Limits::default(),
             offline: OfflineLimits::default(),
+            seeds: Vec::new(),
+            advertise: None,
+            seed: SeedSettings::default(),
+        }
+    }
+}
+
+/// How the relay talks to its seeds (`crate::seed`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SeedSettings {
+    /// Seconds between heartbeats until a seed states its own interval (`next_heartbeat_in`).
+    pub heartbeat_secs: u64,
+    /// Seconds one HTTP request to a seed may take, connection included.
+    pub request_timeout_secs: u64,
+    /// First retry delay after a failure, in seconds (doubled per failure, with jitter).
+    pub backoff_min_secs: u64,
+    /// Longest retry delay, in seconds.
+    pub backoff_max_secs: u64,
+    /// Nonces tried per PoW solution before giving up (and retrying after a backoff).
+    pub max_pow_attempts: u64,
+    /// Highest difficulty the relay agrees to solve; a seed asking more is refused.
+    pub max_pow_difficulty: u32,
+}
+
+impl Default for SeedSettings {
+    fn default() -> Self {
+        Self {
+            heartbeat_secs: 300,
+            request_timeout_secs: 10,
+            backoff_min_secs: 1,
+            backoff_max_secs: 300,
+            max_pow_attempts: 1 << 32,
+            max_pow_difficulty: 32,
         }
     }
 }
@@ -120,6 +166,14 @@ impl Default for Limits {
             max_pending_creates: 1024,
             extend_to_private: false,
         }
+    }
+}
+
+impl Limits {
+    /// Bytes one worker's send queues may hold before its queue load reads 100 %
+    /// (`ournet_proto::flow::load_pct`): sixteen full links.
+    pub fn worker_queue_budget(&self) -> usize {
+        self.conn_out_bytes.saturating_mul(16)
     }
 }
 

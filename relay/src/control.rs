@@ -20,6 +20,8 @@ pub struct ControlState {
     pub ctx: Arc<RelayContext>,
     /// The backend's name.
     pub backend: &'static str,
+    /// The seed tasks' counters.
+    pub seed: Arc<crate::seed::SeedMetrics>,
 }
 
 /// The control router.
@@ -43,6 +45,7 @@ async fn health(axum::extract::State(s): axum::extract::State<ControlState>) -> 
         "homes": stats.homes,
         "offline_messages": stats.offline_messages,
         "back_pressure": sum(|m| m.back_pressure.load(Ordering::Relaxed)) > 0,
+        "seeds_registered": s.seed.registered.load(Ordering::Relaxed),
     });
     (
         [(header::CONTENT_TYPE, "application/json")],
@@ -54,6 +57,7 @@ async fn metrics_text(
     axum::extract::State(s): axum::extract::State<ControlState>,
 ) -> impl IntoResponse {
     let stats = s.ctx.directory.stats();
+    let seed = s.seed.rows();
     let global = [
         ("ournet_offline_nodes", "gauge", stats.offline_nodes as u64),
         (
@@ -65,6 +69,7 @@ async fn metrics_text(
         ("ournet_homes", "gauge", stats.homes as u64),
         ("ournet_ack_routes", "gauge", stats.ack_routes as u64),
     ];
-    let text = metrics::render(&s.ctx.metrics, &global);
+    let all: Vec<(&str, &str, u64)> = global.into_iter().chain(seed).collect();
+    let text = metrics::render(&s.ctx.metrics, &all);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

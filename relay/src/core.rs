@@ -45,6 +45,7 @@ mod conn;
 mod extend;
 mod home;
 mod lifecycle;
+mod pressure;
 mod sweep;
 #[cfg(test)]
 mod tests;
@@ -86,6 +87,11 @@ pub enum Action {
     /// A closing connection did not drain within [`CLOSE_GRACE`] (its peer does not read):
     /// close the socket now, dropping what is unsent, then call [`Relay::handle_closed`].
     Abort(ConnId),
+    /// Back pressure: stop reading from this client link (the kernel's receive window then
+    /// slows its sender). Bytes already in flight may still arrive and are handled.
+    PauseRead(ConnId),
+    /// Back pressure released: read from this link again.
+    ResumeRead(ConnId),
 }
 
 /// What all workers of one relay process share, read-only or behind their own locks.

@@ -68,6 +68,8 @@ struct ConnIo {
     notify: Notify,
     closing: Cell<bool>,
     abort: Cell<bool>,
+    /// Back pressure: do not read.
+    paused: Cell<bool>,
 }
 
 /// One worker's event-loop state.
@@ -173,6 +175,12 @@ fn dispatch(w: &Rc<Worker>) {
             }
             Some(Action::Connect { conn, addr }) => {
                 tokio::task::spawn_local(conn::connect(w.clone(), conn, addr));
+            }
+            Some(Action::PauseRead(id) | Action::ResumeRead(id)) => {
+                if let Some(io) = w.ios.borrow().get(&id) {
+                    io.paused.set(matches!(action, Some(Action::PauseRead(_))));
+                    io.notify.notify_one();
+                }
             }
         }
     }

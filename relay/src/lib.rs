@@ -25,7 +25,8 @@
 //! `// SAFETY:` comment on every block. Everything else is safe code.
 //!
 //! What this crate does not do: choose paths, build circuits for clients, or decide QoS
-//! tiers; registration with the seed plugs in through [`seed::SeedClient`] (not wired yet).
+//! tiers. [`seed`] registers the relay with its seeds (PoW, signed descriptor) and sends
+//! signed heartbeats from the control thread, never from a data-plane worker.
 
 pub mod backend;
 pub mod config;

@@ -45,6 +45,14 @@ struct Args {
     /// Let EXTEND reach loopback and private addresses (local test networks only).
     #[arg(long)]
     allow_private_extend: bool,
+    /// A seed to register with and heartbeat to, e.g. http://seed.example:8470 (repeatable;
+    /// adds to the file's `seeds`).
+    #[arg(long = "seed-url", value_name = "URL")]
+    seed_urls: Vec<String>,
+    /// The link endpoint published to seeds (default: --listen when it is a specific IP;
+    /// required when listening on 0.0.0.0 with seeds). Port 0 means the bound port.
+    #[arg(long = "advertise-addr", value_name = "ADDR")]
+    advertise_addr: Option<SocketAddr>,
     /// Seconds SIGTERM waits for circuits before destroying them.
     #[arg(long)]
     drain_timeout: Option<u64>,
@@ -94,6 +102,10 @@ fn load_config(args: &Args) -> anyhow::Result<Config> {
     if let Some(v) = args.drain_timeout {
         config.drain_timeout_secs = v;
     }
+    if args.advertise_addr.is_some() {
+        config.advertise = args.advertise_addr;
+    }
+    config.seeds.extend(args.seed_urls.iter().cloned());
     config.pin_cores &= !args.no_pin;
     config.limits.extend_to_private |= args.allow_private_extend;
     Ok(config)

@@ -120,6 +120,10 @@ pub struct WorkerMetrics {
     pub back_pressure: AtomicU64,
     /// Load in percent (gauge; PROTOCOL.md §8).
     pub load_pct: AtomicU64,
+    /// Client links whose reading back pressure has paused (gauge).
+    pub paused_links: AtomicU64,
+    /// Whether the worker thread is running (gauge, 0 or 1): heartbeats measure uptime by it.
+    pub alive: AtomicU64,
     drops: [AtomicU64; DropKind::ALL.len()],
 }
 
@@ -155,7 +159,7 @@ type Field = fn(&WorkerMetrics) -> &AtomicU64;
 /// Renders every worker's metrics, plus relay-wide gauges, as Prometheus text format 0.0.4.
 pub fn render(workers: &[std::sync::Arc<WorkerMetrics>], global: &[(&str, &str, u64)]) -> String {
     let mut out = String::new();
-    let series: [(&str, &str, Field); 12] = [
+    let series: [(&str, &str, Field); 14] = [
         ("ournet_cells_in_total", "counter", |m| &m.cells_in),
         ("ournet_cells_out_total", "counter", |m| &m.cells_out),
         ("ournet_connections", "gauge", |m| &m.connections),
@@ -172,6 +176,8 @@ pub fn render(workers: &[std::sync::Arc<WorkerMetrics>], global: &[(&str, &str, 
         ("ournet_circuit_bytes", "gauge", |m| &m.circuit_bytes),
         ("ournet_back_pressure", "gauge", |m| &m.back_pressure),
         ("ournet_load_pct", "gauge", |m| &m.load_pct),
+        ("ournet_paused_links", "gauge", |m| &m.paused_links),
+        ("ournet_worker_alive", "gauge", |m| &m.alive),
     ];
     for (name, kind, field) in series {
         let _ = writeln!(out, "# TYPE {name} {kind}");

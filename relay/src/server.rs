@@ -10,6 +10,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use rand_core::{OsRng, RngCore};
 use serde::Serialize;
@@ -22,6 +23,7 @@ use crate::cross::{self, Postman};
 use crate::directory::Directory;
 use crate::keys::{KeyFileError, RelayKeys};
 use crate::metrics::WorkerMetrics;
+use crate::seed;
 
 /// What the relay announces when it is ready: where it listens and its descriptor essentials
 /// (public keys, in hex). The binary prints it as one JSON line on stdout.
@@ -43,6 +45,9 @@ pub struct Ready {
     pub backend: &'static str,
     /// Worker threads.
     pub workers: usize,
+    /// The endpoint published to seeds (`None` when listening on a wildcard address with no
+    /// `--advertise-addr`, which is allowed only without seeds).
+    pub advertise: Option<SocketAddr>,
 }
 
 /// Why the relay could not start.
@@ -58,6 +63,9 @@ pub enum ServerError {
     /// Binding a listener or starting a thread failed.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// Seed registration is configured but cannot start (no advertisable endpoint, bad URL).
+    #[error("seed: {0}")]
+    Seed(#[from] seed::SeedError),
 }
 
 /// 32 bytes from the OS RNG, to seed a worker's ChaCha RNG.
@@ -73,6 +81,7 @@ pub fn os_seed() -> [u8; 32] {
 /// # Errors
 /// [`ServerError`] when the relay cannot start.
 pub fn run(config: Config, on_ready: impl FnOnce(&Ready)) -> Result<(), ServerError> {
+    let started = Instant::now();
     let keys = RelayKeys::load_or_generate(&config.data_dir, &mut OsRng)?;
     let backend: Arc<dyn Backend> = backend::select(config.backend)?.into();
     let n = config.worker_count();
@@ -81,8 +90,9 @@ pub fn run(config: Config, on_ready: impl FnOnce(&Ready)) -> Result<(), ServerEr
         .first()
         .map(std::net::TcpListener::local_addr)
         .ok_or_else(|| std::io::Error::other("no listener"))??;
+    let advertise = advertise_for(&config, listen)?;
     let (boxes, receivers) = mailboxes(backend.as_ref(), n)?;
-    let ready = ready_line(&keys, listen, backend.name(), n);
+    let ready = ready_line(&keys, listen, backend.name(), n, advertise);
     let ctx = Arc::new(RelayContext {
         keys,
         directory: Directory::new(&config),
@@ -105,8 +115,31 @@ pub fn run(config: Config, on_ready: impl FnOnce(&Ready)) -> Result<(), ServerEr
     let state = crate::control::ControlState {
         ctx: ctx.clone(),
         backend: backend.name(),
+        seed: Arc::default(),
     };
-    rt.block_on(serve_until_signal(control, state))?;
+    rt.block_on(async {
+        if let Some(endpoint) = advertise {
+            seed::spawn(&ctx, endpoint, started, &state.seed)?;
+        }
+        serve_until_signal(control, state)
+            .await
+            .map_err(ServerError::from)
+    })?;
+    drain(&ctx, threads);
+    Ok(())
+}
+
+/// The endpoint to publish, if any: required (and checked) only when seeds are configured.
+fn advertise_for(config: &Config, listen: SocketAddr) -> Result<Option<SocketAddr>, ServerError> {
+    match seed::advertised_endpoint(config.advertise, listen) {
+        Ok(a) => Ok(Some(a)),
+        Err(e) if !config.seeds.is_empty() => Err(e.into()),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Sets the shutdown flag, wakes the workers and waits for their drain.
+fn drain(ctx: &RelayContext, threads: Vec<std::thread::JoinHandle<()>>) {
     tracing::info!("shutting down: draining");
     ctx.shutdown.store(true, Ordering::Relaxed);
     ctx.postman.wake_all();
@@ -114,10 +147,15 @@ pub fn run(config: Config, on_ready: impl FnOnce(&Ready)) -> Result<(), ServerEr
         let _ = t.join();
     }
     tracing::info!("stopped");
-    Ok(())
 }
 
-fn ready_line(keys: &RelayKeys, listen: SocketAddr, backend: &'static str, n: usize) -> Ready {
+fn ready_line(
+    keys: &RelayKeys,
+    listen: SocketAddr,
+    backend: &'static str,
+    n: usize,
+    advertise: Option<SocketAddr>,
+) -> Ready {
     Ready {
         event: "ready",
         listen,
@@ -127,6 +165,7 @@ fn ready_line(keys: &RelayKeys, listen: SocketAddr, backend: &'static str, n: us
         link_key: keys.link.link_public().to_hex(),
         backend,
         workers: n,
+        advertise,
     }
 }
 
@@ -180,9 +219,17 @@ fn spawn_workers(
                 if let Some(core) = core.filter(|_| pin) {
                     let _ = core_affinity::set_for_current(core);
                 }
+                let metrics = setup.ctx.metrics.get(index).cloned();
+                let alive = |v| {
+                    metrics
+                        .iter()
+                        .for_each(|m| crate::metrics::set(&m.alive, v))
+                };
+                alive(1);
                 if let Err(e) = backend.run_worker(setup) {
                     tracing::error!(worker = index, error = %e, "worker failed");
                 }
+                alive(0);
             })?;
         threads.push(t);
     }

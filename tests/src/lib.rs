@@ -3,9 +3,11 @@
 //! [`relay`] builds and starts `ournet-relay` binaries on 127.0.0.1 port 0, reads the JSON
 //! ready line each prints and kills them on drop. [`client`] is a minimal blocking test
 //! client built on `ournet-proto` alone (link handshake, channel, `ClientCircuit`): enough to
-//! drive circuits over real TCP until `client/` exists. Test files are in `tests/tests/`.
+//! drive circuits over real TCP until `client/` exists. [`seed`] starts `ournet-seed` the same
+//! way. Test files are in `tests/tests/`.
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, reason = "test code")]
 
 pub mod client;
 pub mod relay;
+pub mod seed;

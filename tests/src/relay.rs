@@ -16,20 +16,23 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// The relay binary, built once per test process with the cargo that runs the tests.
 pub fn relay_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-q", "-p", "ournet-relay", "--bin", "ournet-relay"])
-            .current_dir(&root)
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "building ournet-relay failed");
-        let target =
-            std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-        target.join("debug").join("ournet-relay")
-    })
-    .clone()
+    BIN.get_or_init(|| build_bin("ournet-relay")).clone()
+}
+
+/// Builds the binary `name` of the package of the same name (debug profile) and returns its
+/// path.
+pub fn build_bin(name: &str) -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "-q", "-p", name, "--bin", name])
+        .current_dir(&root)
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "building {name} failed");
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    target.join("debug").join(name)
 }
 
 /// The backends the relay ships; the e2e, hostile and fd-leak tests run under each.
@@ -86,15 +89,26 @@ impl RelayProc {
         Self::start_bin(&relay_bin(), backend, extra)
     }
 
+    /// As [`RelayProc::start`], listening on `listen` (e.g. `127.2.0.1:0`: relays that
+    /// register with one seed need hosts in distinct /16s, or the seed sees colliding
+    /// endpoints and serves only one of them).
+    pub fn start_on(backend: &str, listen: &str, extra: &[&str]) -> Self {
+        Self::start_with(&relay_bin(), backend, listen, extra)
+    }
+
     /// As [`RelayProc::start`], with the binary at `bin`.
     pub fn start_bin(bin: &std::path::Path, backend: &str, extra: &[&str]) -> Self {
+        Self::start_with(bin, backend, "127.0.0.1:0", extra)
+    }
+
+    fn start_with(bin: &std::path::Path, backend: &str, listen: &str, extra: &[&str]) -> Self {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let data_dir =
             std::env::temp_dir().join(format!("ournet-e2e-{}-{n}-{}", std::process::id(), backend));
         let _ = std::fs::remove_dir_all(&data_dir);
         let mut child = Command::new(bin)
-            .args(["--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"])
+            .args(["--listen", listen, "--control", "127.0.0.1:0"])
             .args(["--workers", "2", "--no-pin", "--drain-timeout", "1"])
             .args([
                 "--backend",

@@ -142,6 +142,7 @@ impl Relay {
         let Some(circ) = self.circuits.get_mut(key) else {
             return;
         };
+        circ.recent_cells = circ.recent_cells.saturating_add(1);
         let body = cell.body_mut();
         let next = match dir {
             Dir::Forward => match circ.hop.handle_forward(body) {

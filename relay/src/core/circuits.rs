@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use ournet_proto::cell::CircId;
+use ournet_proto::cell::{CELL_LEN, CircId};
 use ournet_proto::circuit::RelayCircuit;
 
 use super::{CircKey, ConnId};
@@ -23,6 +23,9 @@ pub(super) struct Circ {
     pub(super) next: Option<Leg>,
     /// Waiting in the previous link's blocked list.
     pub(super) blocked: bool,
+    /// RELAY cells handled lately (halved every sweep): the circuit's share of the traffic,
+    /// which back pressure reads to find the heaviest circuits.
+    pub(super) recent_cells: u32,
 }
 
 /// Which way a cell on a leg travels.
@@ -55,6 +58,7 @@ impl Circuits {
                 prev,
                 next: None,
                 blocked: false,
+                recent_cells: 0,
             },
         );
         self.index(prev, key);
@@ -133,6 +137,20 @@ impl Circuits {
             .collect();
         all.sort_unstable_by(|a, b| b.cmp(a));
         all
+    }
+
+    /// Every circuit's previous leg and weight (recent cells plus buffered bytes, in bytes),
+    /// halving the recent-cell counts: an old burst fades in a few sweeps.
+    pub(super) fn weigh_and_decay(&mut self) -> Vec<(ConnId, usize)> {
+        self.map
+            .values_mut()
+            .map(|c| {
+                let recent = usize::try_from(c.recent_cells).unwrap_or(usize::MAX);
+                c.recent_cells /= 2;
+                let w = recent.saturating_mul(CELL_LEN) + c.hop.buffered_bytes();
+                (c.prev.0, w)
+            })
+            .collect()
     }
 
     /// Every handle.

@@ -86,6 +86,11 @@ pub(super) struct Conn {
     pub(super) pending: Vec<PendingCreate>,
     /// Circuits waiting for room in `outbuf` to originate cells.
     pub(super) blocked: Vec<CircKey>,
+    /// The peer proved a relay identity (IK link, either direction). Back pressure never
+    /// pauses such a link: two relays pausing each other's reads would deadlock.
+    pub(super) relay_peer: bool,
+    /// Reading is paused by back pressure ([`super::Action::PauseRead`]).
+    pub(super) read_paused: bool,
 }
 
 impl Conn {
@@ -123,6 +128,8 @@ impl Conn {
             next_circ_id: 0,
             pending: Vec::new(),
             blocked: Vec::new(),
+            relay_peer: initiator,
+            read_paused: false,
         }
     }
 
@@ -132,6 +139,11 @@ impl Conn {
             ConnState::Open(link) if !self.closing => Some(link),
             _ => None,
         }
+    }
+
+    /// Whether the link handshake is done.
+    pub(super) fn link_is_open(&self) -> bool {
+        matches!(self.state, ConnState::Open(_))
     }
 
     /// Takes the next cell off `inbuf`. `Err(None)`: not open (or closing), stop reading;
@@ -153,6 +165,7 @@ impl Conn {
             binding: est.channel_binding,
         }));
         self.deadline = None;
+        self.relay_peer |= peer.is_some();
         peer
     }
 

@@ -89,9 +89,10 @@ impl Relay {
             self.ctx.directory.stats().connections,
             limits.max_connections,
             out,
-            limits.conn_out_bytes.saturating_mul(16),
+            limits.worker_queue_budget(),
         );
-        self.back_pressure.update(load);
+        let change = self.back_pressure.update(load);
+        self.apply_back_pressure(change);
         metrics::set(&self.metrics.load_pct, load as u64);
         let active = u64::from(self.back_pressure.is_active());
         metrics::set(&self.metrics.back_pressure, active);

@@ -2,7 +2,7 @@
 #![allow(clippy::indexing_slicing, reason = "test code")]
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
@@ -67,11 +67,21 @@ fn output(r: &mut Relay, id: ConnId) -> BytesMut {
 
 /// A client link to `r` over conn `id`, completed in memory.
 fn client_link(r: &mut Relay, rng: &mut ChaCha20Rng, now: Instant) -> (ConnId, Channel, [u8; 32]) {
+    link_as(r, rng, now, None)
+}
+
+/// A link to `r` completed in memory: a client's (NK), or a relay's when `own` is given (IK).
+fn link_as(
+    r: &mut Relay,
+    rng: &mut ChaCha20Rng,
+    now: Instant,
+    own: Option<&ournet_proto::link::LinkIdentity>,
+) -> (ConnId, Channel, [u8; 32]) {
     let id = r.handle_accept(now, [10, 0, 0, 1].into()).unwrap();
     let keys = &r.ctx.keys;
     let (identity, link_key) = (keys.identity.public(), keys.link.link_public());
     let mut out = Vec::new();
-    let mut init = LinkInitiator::start(rng, now, None, identity, link_key, &mut out).unwrap();
+    let mut init = LinkInitiator::start(rng, now, own, identity, link_key, &mut out).unwrap();
     r.handle_input(now, id, &out);
     let reply = output(r, id);
     let (used, est) = init.handle_input(&reply).unwrap().unwrap();
@@ -179,8 +189,18 @@ struct MemCircuit {
 
 impl MemCircuit {
     fn open(r: &mut Relay, seed: u64, now: Instant) -> Self {
+        Self::open_as(r, seed, now, None)
+    }
+
+    /// As [`MemCircuit::open`], over a relay link when `own` is given.
+    fn open_as(
+        r: &mut Relay,
+        seed: u64,
+        now: Instant,
+        own: Option<&ournet_proto::link::LinkIdentity>,
+    ) -> Self {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
-        let (conn, mut channel, binding) = client_link(r, &mut rng, now);
+        let (conn, mut channel, binding) = link_as(r, &mut rng, now, own);
         let keys = &r.ctx.keys;
         let hop = ournet_proto::circuit::PathHop {
             identity: keys.identity.public(),
@@ -288,4 +308,52 @@ fn delivery_and_ack_cross_workers_through_the_mailboxes() {
         ack_token: [5; 16],
     };
     assert_eq!(alice.pump(&mut w0, now), vec![ack]);
+}
+
+#[test]
+fn back_pressure_pauses_the_heaviest_client_link_never_a_relay_link_and_resumes() {
+    let now = Instant::now();
+    let mut r = relay(11, now);
+    let mut rng = ChaCha20Rng::seed_from_u64(12);
+    let peer = ournet_proto::link::LinkIdentity::new(
+        IdentityKeypair::generate(&mut rng),
+        EncryptionKeypair::generate(&mut rng),
+    );
+    let mut via_relay = MemCircuit::open_as(&mut r, 13, now, Some(&peer));
+    let mut heavy = MemCircuit::open(&mut r, 14, now);
+    let mut light = MemCircuit::open(&mut r, 15, now);
+    // The relay link carries the most traffic, then `heavy`; `light` sends one cell.
+    for (c, pings) in [(&mut via_relay, 40), (&mut heavy, 20), (&mut light, 1)] {
+        for n in 0..pings {
+            c.circ.send_ping(n).unwrap();
+        }
+        c.pump(&mut r, now);
+    }
+    let _ = actions(&mut r);
+    // Any load now counts as over the threshold (the simulated relay is nearly idle).
+    r.back_pressure.threshold_pct = 0.0;
+    r.back_pressure.release_pct = 0.0;
+    r.handle_timeout(now + Duration::from_secs(1));
+    let paused: Vec<Action> = actions(&mut r)
+        .into_iter()
+        .filter(|a| matches!(a, Action::PauseRead(_) | Action::ResumeRead(_)))
+        .collect();
+    assert_eq!(paused, vec![Action::PauseRead(heavy.conn)]);
+    assert_eq!(r.metrics.paused_links.load(Ordering::Relaxed), 1);
+    // Still under pressure a sweep later: nothing new to pause, nothing resumed.
+    r.handle_timeout(now + Duration::from_secs(2));
+    assert!(
+        !actions(&mut r)
+            .iter()
+            .any(|a| matches!(a, Action::PauseRead(_) | Action::ResumeRead(_)))
+    );
+    // Load falls under the release point: every paused link reads again.
+    r.back_pressure.release_pct = 100.0;
+    r.handle_timeout(now + Duration::from_secs(3));
+    let resumed: Vec<Action> = actions(&mut r)
+        .into_iter()
+        .filter(|a| matches!(a, Action::PauseRead(_) | Action::ResumeRead(_)))
+        .collect();
+    assert_eq!(resumed, vec![Action::ResumeRead(heavy.conn)]);
+    assert_eq!(r.metrics.paused_links.load(Ordering::Relaxed), 0);
 }

@@ -63,7 +63,7 @@ async fn drive(w: &Rc<Worker>, id: ConnId, stream: &TcpStream, io: &ConnIo) {
                 return;
             }
         }
-        let reading = !io.closing.get();
+        let reading = !io.closing.get() && !io.paused.get();
         tokio::select! {
             r = stream.readable(), if reading => {
                 if r.is_err() || !read_some(w, id, stream) {

@@ -29,6 +29,10 @@ struct UConn {
     ops: u32,
     sending: bool,
     recv_armed: bool,
+    /// The armed multishot receive, for cancelling it.
+    recv_ud: Option<u64>,
+    /// Back pressure: no receive is armed until resumed.
+    paused: bool,
     connect_ud: Option<u64>,
     /// The core asked to close it: flush, then shut down.
     closing: bool,
@@ -44,6 +48,8 @@ impl UConn {
             ops: 0,
             sending: false,
             recv_armed: false,
+            recv_ud: None,
+            paused: false,
             connect_ud: None,
             closing: false,
             dead: false,
@@ -163,6 +169,13 @@ impl Worker {
                 Action::Close(id) => self.close(id),
                 Action::Abort(id) => self.shut(id),
                 Action::Connect { conn, addr } => self.connect(conn, addr),
+                Action::PauseRead(id) => self.pause(id),
+                Action::ResumeRead(id) => {
+                    if let Some(c) = self.conns.get_mut(&id) {
+                        c.paused = false;
+                    }
+                    self.arm_recv(id);
+                }
             }
         }
     }
@@ -304,15 +317,30 @@ impl Worker {
         let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
-        if c.recv_armed || c.dead {
+        if c.recv_armed || c.dead || c.paused {
             return;
         }
         match self.ring.recv(id, c.fd()) {
-            Ok(_) => {
+            Ok(ud) => {
                 c.recv_armed = true;
+                c.recv_ud = Some(ud);
                 c.ops += 1;
             }
             Err(_) => self.fail(id),
+        }
+    }
+
+    /// Stops receiving on `id`: cancels the armed receive (its final completion, with
+    /// `ECANCELED`, still arrives and is not an error) and arms none until resumed.
+    fn pause(&mut self, id: ConnId) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        c.paused = true;
+        if let Some(ud) = c.recv_ud.filter(|_| c.recv_armed)
+            && self.ring.cancel(ud).is_err()
+        {
+            tracing::warn!("cannot cancel a receive: reading goes on");
         }
     }
 
@@ -337,9 +365,11 @@ impl Worker {
         };
         if !more {
             c.recv_armed = false;
+            c.recv_ud = None;
             c.ops -= 1;
         }
-        if res == 0 || (res < 0 && res != -libc::ENOBUFS) {
+        let cancelled = res == -libc::ECANCELED && c.paused;
+        if res == 0 || (res < 0 && res != -libc::ENOBUFS && !cancelled) {
             return self.fail(id);
         }
         if !more {

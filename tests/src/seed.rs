@@ -1,0 +1,138 @@
+//! Starting a seed process for tests: `ournet-seed` on 127.0.0.1 port 0 with the embedded
+//! store, its address read from the `listening on …` line, killed on drop.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// How long the seed may take to print its address before the test fails.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A seed configuration for local test networks: low PoW difficulty (rising per registration
+/// from one IP, so relays on one host meet the adaptive path), no endpoint probes (the seed
+/// probes `GET /health`, which a relay's link port does not speak), no caching of `/discover`
+/// and no registration rate limit.
+pub const TEST_SEED_CONFIG: &str = "
+pow_difficulty_base = 4
+pow_difficulty_second = 6
+pow_difficulty_third_plus = 8
+probe_endpoints = false
+discover_cache_seconds = 0.0
+rate_limit_enabled = false
+";
+
+/// The seed binary, built once per test process with the cargo that runs the tests.
+pub fn seed_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| crate::relay::build_bin("ournet-seed"))
+        .clone()
+}
+
+/// A seed process; killed on drop.
+#[derive(Debug)]
+pub struct SeedProc {
+    child: Child,
+    /// `host:port` of the API.
+    pub addr: String,
+    data_dir: PathBuf,
+}
+
+impl SeedProc {
+    /// Starts a seed with `config` (TOML) and waits for its address.
+    pub fn start(config: &str) -> Self {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let data_dir =
+            std::env::temp_dir().join(format!("ournet-e2e-seed-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data_dir);
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let config_file = data_dir.join("seed.toml");
+        std::fs::write(&config_file, config).unwrap();
+        let mut child = Command::new(seed_bin())
+            .arg("--config")
+            .arg(&config_file)
+            .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(data_dir.join("data"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start seed");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            for line in lines.by_ref() {
+                let Ok(line) = line else { return };
+                if let Some(a) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(a.to_owned());
+                    break;
+                }
+            }
+            // Keep draining so the seed never writes into a closed pipe.
+            lines.for_each(drop);
+        });
+        let addr = rx.recv_timeout(READY_TIMEOUT).expect("seed address line");
+        Self {
+            child,
+            addr,
+            data_dir,
+        }
+    }
+
+    /// The URL relays take with `--seed-url`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// One request; returns the status and the JSON body (`Null` if not JSON).
+    pub fn call(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let body = body
+            .map(|b| serde_json::to_vec(b).unwrap())
+            .unwrap_or_default();
+        let mut s = std::net::TcpStream::connect(&self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.0\r\nHost: {}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            self.addr,
+            body.len()
+        )
+        .unwrap();
+        s.write_all(&body).unwrap();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).unwrap();
+        let text = String::from_utf8_lossy(&out);
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    }
+
+    /// `POST /discover` for up to `count` routers: the whole signed answer.
+    pub fn discover(&self, count: u32) -> Value {
+        let (status, v) = self.call(
+            "POST",
+            "/discover",
+            Some(&serde_json::json!({"requested_count": count})),
+        );
+        assert_eq!(status, 200, "{v}");
+        v
+    }
+}
+
+impl Drop for SeedProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}

@@ -1,0 +1,137 @@
+//! Relays register with a real seed (PoW, signed descriptors, heartbeats), and a client that
+//! knows only the seed's `/discover` answer builds a 3-hop circuit through them and delivers a
+//! message, under every backend the relay ships.
+#![allow(clippy::unwrap_used, reason = "test code")]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use ournet_proto::circuit::{ClientEvent, PathHop};
+use ournet_proto::descriptor::{SignedDescriptor, verify_router_list};
+use ournet_proto::envelope::{decrypt_message, encrypt_message_with_ack};
+use ournet_proto::keys::{EncryptionKeypair, IdentityKeypair, IdentityPublicKey};
+use ournet_proto::relay_msg::DeliveryStatus;
+use ournet_tests::client::{Circ, Link, rng};
+use ournet_tests::relay::{RelayProc, backends};
+use ournet_tests::seed::{SeedProc, TEST_SEED_CONFIG};
+use serde_json::Value;
+
+/// Turns a hang into a failure; nothing asserts how long anything took.
+const WAIT: Duration = Duration::from_secs(120);
+
+/// Polls until `f` gives `Some`.
+fn wait_until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "gave up waiting: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The discovered relays whose two descriptor signatures verify, by router id.
+fn verified_hops(answer: &Value) -> HashMap<String, PathHop> {
+    let seed_key = IdentityPublicKey::from_hex(answer["seed_key"].as_str().unwrap()).unwrap();
+    let _list_ok =
+        verify_router_list(answer.as_object().unwrap(), &seed_key).expect("list signature");
+    let mut hops = HashMap::new();
+    for entry in answer["routers"].as_array().unwrap() {
+        let verified = SignedDescriptor::from_json(entry)
+            .and_then(SignedDescriptor::verify)
+            .expect("a descriptor with valid router and descriptor signatures");
+        let body = verified.body();
+        let addr: SocketAddr = body.endpoints[0].parse().unwrap();
+        let hop = PathHop {
+            identity: body.router_id,
+            onion_key: body.onion_key,
+            link_key: body.link_key,
+            addr,
+        };
+        hops.insert(body.router_id.to_hex(), hop);
+    }
+    hops
+}
+
+#[test]
+fn relays_register_with_a_seed_and_carry_a_message_over_discovered_descriptors() {
+    for backend in &backends() {
+        let seed = SeedProc::start(TEST_SEED_CONFIG);
+        let url = seed.url();
+        // Loopback hosts in distinct /16s: a seed refuses endpoints nearly identical to
+        // another's and serves at most one router per /16.
+        let relays: Vec<RelayProc> = (1..4)
+            .map(|i| RelayProc::start_on(backend, &format!("127.{i}.0.1:0"), &["--seed-url", &url]))
+            .collect();
+        let ids: Vec<String> = relays.iter().map(|r| r.info.identity.to_hex()).collect();
+        let hops = wait_until("all three relays discoverable", || {
+            let hops = verified_hops(&seed.discover(20));
+            ids.iter().all(|id| hops.contains_key(id)).then_some(hops)
+        });
+        let path: Vec<PathHop> = ids.iter().map(|id| hops[id].clone()).collect();
+        for (relay, hop) in relays.iter().zip(&path) {
+            assert_eq!(hop.addr, relay.info.addr, "advertised = listen address");
+            assert_eq!(hop.onion_key, relay.info.onion_key);
+            assert_eq!(hop.link_key, relay.info.link_key);
+            wait_until("a heartbeat accepted", || {
+                (relay.metric("ournet_seed_heartbeats_total") > 0).then_some(())
+            });
+            assert_eq!(relay.metric("ournet_seed_registered"), 1);
+        }
+        send_over(&path, backend);
+    }
+}
+
+/// Bob homes on the last hop; Alice's message crosses the path to him.
+fn send_over(path: &[PathHop], backend: &str) {
+    let mut r = rng();
+    let (alice, bob, bob_enc) = (
+        IdentityKeypair::generate(&mut r),
+        IdentityKeypair::generate(&mut r),
+        EncryptionKeypair::generate(&mut r),
+    );
+    let home_hop = path[2].clone();
+    let link = Link::connect(&home_hop);
+    let binding = link.binding;
+    let mut home = Circ::build_on(link, vec![home_hop]).unwrap();
+    home.circ.home_auth(&bob, &binding).unwrap();
+    home.wait_for(|e| matches!(e, ClientEvent::HomeAuthed { .. }))
+        .unwrap();
+
+    let mut sender = Circ::build(path.to_vec()).unwrap();
+    let (envelope, _token) = encrypt_message_with_ack(
+        &mut r,
+        &alice,
+        &bob_enc.public(),
+        [9; 16],
+        1,
+        b"via the seed",
+    )
+    .unwrap();
+    sender
+        .circ
+        .send_message([9; 16], bob.public().to_bytes(), envelope)
+        .unwrap();
+    let status = sender
+        .wait_for(|e| matches!(e, ClientEvent::DeliveryStatus { .. }))
+        .unwrap();
+    assert_eq!(
+        status,
+        ClientEvent::DeliveryStatus {
+            message_id: [9; 16],
+            status: DeliveryStatus::DELIVERED
+        },
+        "{backend}"
+    );
+    let ClientEvent::Message { envelope, .. } = home
+        .wait_for(|e| matches!(e, ClientEvent::Message { .. }))
+        .unwrap()
+    else {
+        unreachable!()
+    };
+    let opened = decrypt_message(&bob_enc, &envelope).unwrap();
+    assert_eq!(opened.content(), b"via the seed");
+    assert_eq!(opened.sender(), &alice.public());
+}
