@@ -266,8 +266,12 @@ impl ClientCircuitCrypto {
     /// reaches nobody).
     ///
     /// # Errors
-    /// [`OnionError::Integrity`]: destroy the circuit.
+    /// [`OnionError::Integrity`]: destroy the circuit. [`OnionError::HopCount`] for a circuit
+    /// without hops (no layer would authenticate the body), [`OnionError::BodyTooShort`].
     pub fn open_backward(&mut self, body: &mut [u8]) -> Result<(), OnionError> {
+        if self.hops.is_empty() {
+            return Err(OnionError::HopCount(0));
+        }
         let (area, payload) = split_body(body)?;
         for hop in &mut self.hops {
             let tag = area

@@ -248,6 +248,16 @@ fn wrong_sizes_and_hop_counts_are_errors() {
     assert_eq!(PAYLOAD_LEN, BODY_LEN - TAG_AREA_LEN);
 }
 
+/// Found by `cargo fuzz run onion_peel` (proto/fuzz/README.md): a circuit with no hops opened
+/// any backward body whose tag area was all zero, handing its payload on unauthenticated.
+#[test]
+fn a_circuit_without_hops_opens_nothing() {
+    let mut empty = ClientCircuitCrypto::new();
+    let mut body = data_body(0x42);
+    assert_eq!(empty.open_backward(&mut body), Err(OnionError::HopCount(0)));
+    assert_eq!(body, data_body(0x42));
+}
+
 #[test]
 fn batches_match_single_calls_and_stop_at_a_bad_cell() {
     let mut rng = ChaCha20Rng::seed_from_u64(20);
