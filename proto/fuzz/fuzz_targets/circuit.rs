@@ -159,7 +159,7 @@ fn adapter_call(relay: &mut RelayCircuit, input: &mut Input<'_>) {
     let _ = match input.byte() % 4 {
         0 => {
             let len = usize::from(input.u16()) % (2 * PAYLOAD_LEN);
-            relay.deliver(id, vec![0xd5; len])
+            relay.deliver(id, vec![0xd5; len]).map_err(|r| r.error)
         }
         1 => relay.send_status(id, DeliveryStatus(input.byte())),
         2 => relay.send_ack(id, input.array()),
