@@ -16,7 +16,7 @@ use crate::policy::asn::AsnTable;
 use crate::policy::{self, Preferences, TickOutcome};
 use crate::probe::Prober;
 use crate::record::RouterRecord;
-use crate::store::{IP_COUNT_RETENTION_SECONDS, PruneBefore, Store, StoreError};
+use crate::store::{IP_COUNT_RETENTION_SECONDS, PruneBefore, Store, StoreError, update_router};
 
 /// Most cached `/discover` answers per snapshot (one per distinct count and preferences).
 const MAX_CACHED_ANSWERS: usize = 1024;
@@ -261,7 +261,7 @@ impl AppState {
         for mut rec in self.0.store.routers().await? {
             match policy::health_tick(cfg, &mut rec, now) {
                 TickOutcome::Unchanged => {}
-                TickOutcome::Changed => self.0.store.put_router(&rec).await?,
+                TickOutcome::Changed => self.tick_one(&rec.router_id, now).await?,
                 TickOutcome::Remove => self.0.store.remove_router(&rec.router_id).await?,
             }
         }
@@ -275,6 +275,28 @@ impl AppState {
             })
             .await?;
         self.invalidate();
+        Ok(())
+    }
+
+    /// Applies the health tick to the router as it now stands (a heartbeat may have landed
+    /// since the scan), through an optimistic read-modify-write; removes it if it is due.
+    async fn tick_one(&self, id: &str, now: f64) -> Result<(), StoreError> {
+        let cfg = &self.0.cfg;
+        let mut remove = false;
+        update_router(self.0.store.as_ref(), id, |rec| {
+            match policy::health_tick(cfg, rec, now) {
+                TickOutcome::Unchanged => false,
+                TickOutcome::Changed => true,
+                TickOutcome::Remove => {
+                    remove = true;
+                    false
+                }
+            }
+        })
+        .await?;
+        if remove {
+            self.0.store.remove_router(id).await?;
+        }
         Ok(())
     }
 }
@@ -309,10 +331,11 @@ impl AppState {
                 policy::apply_probe(m, result, now);
             }
             // The record may have changed while the probe ran: write back only the monitor.
-            if let Some(mut fresh) = self.0.store.router(&rec.router_id).await? {
-                fresh.monitor = rec.monitor;
-                self.0.store.put_router(&fresh).await?;
-            }
+            update_router(self.0.store.as_ref(), &rec.router_id, |fresh| {
+                fresh.monitor.clone_from(&rec.monitor);
+                true
+            })
+            .await?;
         }
         Ok(routers.len())
     }
