@@ -45,6 +45,16 @@ pub(crate) struct Inner {
     snapshot: Mutex<Option<Arc<Snapshot>>>,
     heartbeats: Mutex<VecDeque<f64>>,
     counters: Mutex<Option<Counters>>,
+    peers: Mutex<HashMap<String, PeerState>>,
+}
+
+/// Outcome counts of our outbound gossip with one configured peer (`/status` `peer_states`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct PeerState {
+    pub(crate) successful: u64,
+    pub(crate) failed: u64,
+    pub(crate) last_success: Option<f64>,
+    pub(crate) last_error: Option<String>,
 }
 
 /// Registry-wide numbers that cost a scan, refreshed at most once a second.
@@ -105,6 +115,7 @@ impl AppState {
             snapshot: Mutex::new(None),
             heartbeats: Mutex::new(VecDeque::new()),
             counters: Mutex::new(None),
+            peers: Mutex::new(HashMap::new()),
         })))
     }
 
@@ -189,6 +200,37 @@ impl AppState {
             });
         }
         Ok((routers, hourly_successes))
+    }
+
+    /// Records the outcome of one outbound gossip exchange with `url` (a configured peer, so
+    /// the table is bounded by the config).
+    pub(crate) fn note_peer_exchange(&self, url: &str, result: Result<(), String>) {
+        let now = self.now();
+        if let Ok(mut m) = self.0.peers.lock() {
+            let st = m.entry(url.to_owned()).or_default();
+            match result {
+                Ok(()) => {
+                    st.successful += 1;
+                    st.last_success = Some(now);
+                }
+                Err(e) => {
+                    st.failed += 1;
+                    st.last_error = Some(e);
+                }
+            }
+        }
+    }
+
+    /// Per-peer gossip outcomes so far.
+    pub(crate) fn peer_states(&self) -> Vec<(String, PeerState)> {
+        let mut v: Vec<_> = self
+            .0
+            .peers
+            .lock()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
     }
 
     /// Counts a local registration in the cached counters.

@@ -156,6 +156,17 @@ pub struct ReportSummary {
     pub mean_severity: f64,
 }
 
+/// Registration events in the rate window, for `/status` (`sybil_resistance.rate_limiter`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EventSummary {
+    /// Events (successes and failures).
+    pub total: u64,
+    /// Distinct client IPs.
+    pub unique_ips: u64,
+    /// Distinct rate-limit subnets.
+    pub unique_subnets: u64,
+}
+
 /// Time bounds for [`Store::prune`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PruneBefore {
@@ -229,6 +240,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Successful registrations from all IPs since `since` (the adaptive-PoW rate). This
     /// scans the window, so the seed caches it for a second instead of asking per request.
     async fn successes_since(&self, since: f64) -> Result<u64, StoreError>;
+    /// Counts of registration events since `since` (a window scan; `/status` only).
+    async fn event_summary(&self, since: f64) -> Result<EventSummary, StoreError>;
     /// Stores a report (replacing the reporter's earlier one), keeps the newest `max` for the
     /// router, and returns the summary over reports received since `since`.
     async fn put_report(

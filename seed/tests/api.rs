@@ -555,6 +555,67 @@ async fn revocations_cannot_be_postponed_or_forged_w13() {
         (st, v["revoked_seed_ids"][0].as_str()),
         (StatusCode::OK, Some(sid.as_str()))
     );
+    let (_, v) = h.raw("GET", "/status", Vec::new(), "127.0.0.1").await;
+    let r = &v["revocations"];
+    assert_eq!(
+        (
+            &r["enabled"],
+            &r["total_revocations"],
+            &r["effective_revocations"]
+        ),
+        (&json!(true), &json!(1), &json!(1)),
+        "{v}"
+    );
+    assert_eq!(r["revoked_seeds"], json!([sid]));
+    assert!(r["revocation_list_path"].is_null());
+}
+
+/// `/status` has every sub-object of spec §4.1, so reference tools keep working.
+#[tokio::test]
+async fn status_has_the_reference_sub_objects() {
+    let h = harness().await;
+    let a = router(1, "10.1.0.1:8471");
+    assert_eq!(h.register(&a, "192.0.2.1").await.0, StatusCode::OK);
+    assert_eq!(
+        h.register(&router(2, "10.2.0.1:8471"), "192.0.2.2").await.0,
+        StatusCode::OK
+    );
+    h.clock.advance(10.0);
+    assert_eq!(h.heartbeat(&a).await.0, StatusCode::OK);
+    let (st, v) = h.raw("GET", "/status", Vec::new(), "127.0.0.1").await;
+    assert_eq!(st, StatusCode::OK);
+    let sy = &v["sybil_resistance"];
+    let rl = &sy["rate_limiter"];
+    assert_eq!(
+        (
+            &rl["total_events"],
+            &rl["unique_ips"],
+            &rl["unique_subnets"]
+        ),
+        (&json!(2), &json!(2), &json!(1)),
+        "{v}"
+    );
+    assert_eq!(rl["registrations_per_hour"], 2);
+    assert!(rl["window_seconds"].is_number());
+    assert_eq!(
+        sy["correlation"],
+        json!({"tracked_routers": 1, "endpoint_patterns": 2, "correlation_groups": 0})
+    );
+    assert_eq!(sy["adaptive_pow"]["current_rate"], 2);
+    assert_eq!(sy["reputation"]["flagged"], 0);
+    assert_eq!(v["health_monitor"]["healthy"], 1);
+    assert_eq!(v["revocations"]["total_revocations"], 0);
+    assert_eq!(v["peering"]["peer_states"], json!({}));
+    for k in [
+        "seed_id",
+        "status",
+        "timestamp",
+        "routers",
+        "misbehavior",
+        "known_seeds",
+    ] {
+        assert!(!v[k].is_null(), "{k} missing in {v}");
+    }
 }
 
 #[tokio::test]

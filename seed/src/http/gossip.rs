@@ -182,9 +182,11 @@ pub(crate) async fn gossip_loop(s: AppState) {
     let timeout = std::time::Duration::from_secs_f64(cfg.gossip_timeout_seconds.max(0.1));
     loop {
         for peer in &cfg.peer_seeds {
-            if let Err(e) = exchange_with(&s, &peer.url, timeout).await {
+            let result = exchange_with(&s, &peer.url, timeout).await;
+            if let Err(e) = &result {
                 tracing::warn!(peer = %peer.url, error = %e, "gossip exchange failed");
             }
+            s.note_peer_exchange(&peer.url, result.map_err(|e| e.to_string()));
         }
         tokio::time::sleep(period).await;
     }

@@ -15,8 +15,8 @@ use serde_json::Value;
 use tokio_postgres::{Client, NoTls};
 
 use super::{
-    NewRegistration, PruneBefore, REG_COUNT_CAP, RegEvent, RegisterOutcome, ReportEntry,
-    ReportSummary, Store, StoreError, Version,
+    EventSummary, NewRegistration, PruneBefore, REG_COUNT_CAP, RegEvent, RegisterOutcome,
+    ReportEntry, ReportSummary, Store, StoreError, Version,
 };
 use crate::policy::RegStats;
 use crate::record::RouterRecord;
@@ -307,6 +307,22 @@ impl Store for PgStore {
             )
             .await?;
         Ok(count(row.get(0)))
+    }
+
+    async fn event_summary(&self, since: f64) -> Result<EventSummary, StoreError> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT COUNT(*), COUNT(DISTINCT ip), COUNT(DISTINCT subnet) FROM reg_events
+                 WHERE ts >= $1",
+                &[&since],
+            )
+            .await?;
+        Ok(EventSummary {
+            total: count(row.get(0)),
+            unique_ips: count(row.get(1)),
+            unique_subnets: count(row.get(2)),
+        })
     }
 
     async fn put_report(

@@ -20,8 +20,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
 use super::{
-    NewRegistration, PruneBefore, REG_COUNT_CAP, RegEvent, RegisterOutcome, ReportEntry,
-    ReportSummary, Store, StoreError, Version,
+    EventSummary, NewRegistration, PruneBefore, REG_COUNT_CAP, RegEvent, RegisterOutcome,
+    ReportEntry, ReportSummary, Store, StoreError, Version,
 };
 use crate::policy::RegStats;
 use crate::record::RouterRecord;
@@ -396,6 +396,23 @@ impl Store for SqliteStore {
             "SELECT COUNT(*) FROM reg_events WHERE success AND ts >= ?1",
             [since],
             |r| r.get(0),
+        )?)
+    }
+
+    async fn event_summary(&self, since: f64) -> Result<EventSummary, StoreError> {
+        let c = self.db()?;
+        Ok(query_row(
+            &c,
+            "SELECT COUNT(*), COUNT(DISTINCT ip), COUNT(DISTINCT subnet) FROM reg_events
+             WHERE ts >= ?1",
+            [since],
+            |r| {
+                Ok(EventSummary {
+                    total: r.get(0)?,
+                    unique_ips: r.get(1)?,
+                    unique_subnets: r.get(2)?,
+                })
+            },
         )?)
     }
 
