@@ -20,6 +20,8 @@ use crate::store::{IP_COUNT_RETENTION_SECONDS, PruneBefore, Store, StoreError, u
 
 /// Most cached `/discover` answers per snapshot (one per distinct count and preferences).
 const MAX_CACHED_ANSWERS: usize = 1024;
+/// Longest `/discover` body whose answer is also cached under the body's bytes.
+pub(crate) const MAX_RAW_KEY_BYTES: usize = 512;
 /// Most client IPs tracked by the request limiter before idle ones are dropped.
 const MAX_TRACKED_IPS: usize = 65_536;
 /// Most recent heartbeat times kept for burst detection.
@@ -72,6 +74,9 @@ pub(crate) struct Snapshot {
     pub(crate) records: Vec<RouterRecord>,
     pub(crate) base: Vec<(f64, f64)>,
     pub(crate) answers: Mutex<HashMap<(usize, Preferences), Bytes>>,
+    /// The same answers keyed by the exact request body (at most [`MAX_RAW_KEY_BYTES`]), so
+    /// a repeated question costs a hash lookup and no JSON parsing.
+    pub(crate) by_body: Mutex<HashMap<Bytes, Bytes>>,
 }
 
 impl AppState {
@@ -289,6 +294,7 @@ impl AppState {
             records,
             base,
             answers: Mutex::new(HashMap::new()),
+            by_body: Mutex::new(HashMap::new()),
         })
     }
 
@@ -396,6 +402,25 @@ impl Snapshot {
                 m.clear();
             }
             m.insert(key, answer);
+        }
+    }
+
+    /// The answer given to an identical request body, if any.
+    pub(crate) fn cached_body(&self, body: &[u8]) -> Option<Bytes> {
+        self.by_body.lock().ok().and_then(|m| m.get(body).cloned())
+    }
+
+    /// Caches an answer under its request body (short bodies only); bounded like
+    /// [`Snapshot::remember`].
+    pub(crate) fn remember_body(&self, body: &Bytes, answer: &Bytes) {
+        if body.len() > MAX_RAW_KEY_BYTES {
+            return;
+        }
+        if let Ok(mut m) = self.by_body.lock() {
+            if m.len() >= MAX_CACHED_ANSWERS {
+                m.clear();
+            }
+            m.insert(body.clone(), answer.clone());
         }
     }
 }

@@ -773,3 +773,31 @@ async fn revocation_list_file_needs_a_trusted_authority_signature() {
     assert!(missing.1[0].starts_with("file_not_found:"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Answers cached under the raw body: a repeat is the same signed answer, a differently
+/// spelled body with the same question gets the same list, and a bad body is still refused.
+#[tokio::test]
+async fn discover_answers_repeat_per_body_and_per_question() {
+    let h = harness().await;
+    for i in 0..3u8 {
+        let r = router(20 + i, &format!("10.{}.0.1:8471", 30 + i));
+        let ip = format!("198.51.{i}.9");
+        assert_eq!(h.register(&r, &ip).await.0, StatusCode::OK);
+    }
+    let body = br#"{"requested_count":2,"preferences":{}}"#.to_vec();
+    let (st, first) = h.raw("POST", "/discover", body.clone(), "127.0.0.1").await;
+    assert_eq!(st, StatusCode::OK);
+    let (_, again) = h.raw("POST", "/discover", body, "127.0.0.1").await;
+    assert_eq!(first, again);
+    let spaced = br#"{ "preferences": {}, "requested_count": 2 }"#.to_vec();
+    let (_, same) = h.raw("POST", "/discover", spaced, "127.0.0.1").await;
+    assert_eq!(first, same);
+    assert_eq!(first["routers"].as_array().unwrap().len(), 2);
+    let (st, v) = h
+        .raw("POST", "/discover", b"[1]".to_vec(), "127.0.0.1")
+        .await;
+    assert_eq!(
+        (st, v["reason"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_json"))
+    );
+}

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use super::counted;
 use crate::error::AppError;
 use crate::policy::{self, Candidate, Preferences};
-use crate::state::AppState;
+use crate::state::{AppState, Snapshot};
 
 /// Most routers one answer holds (the reference's clamp).
 const MAX_COUNT: i64 = 20;
@@ -21,6 +21,18 @@ pub(super) async fn discover(State(s): State<AppState>, body: Bytes) -> Response
 }
 
 async fn discover_inner(s: &AppState, body: &Bytes) -> Result<Response, AppError> {
+    let snap = s.snapshot().await?;
+    if let Some(answer) = snap.cached_body(body) {
+        return Ok(json_bytes(answer));
+    }
+    let answer = answer(s, &snap, body)?;
+    snap.remember_body(body, &answer);
+    Ok(json_bytes(answer))
+}
+
+/// The signed answer to one request body, from the snapshot's per-question cache or computed
+/// and cached there.
+fn answer(s: &AppState, snap: &Snapshot, body: &Bytes) -> Result<Bytes, AppError> {
     // The reference treats a non-JSON body as `{}`; a JSON non-object is refused (W25).
     let req = match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => m,
@@ -39,10 +51,9 @@ async fn discover_inner(s: &AppState, body: &Bytes) -> Result<Response, AppError
     };
     let prefs = preferences(req.get("preferences"))?;
     let count = usize::try_from(count).unwrap_or(5);
-    let snap = s.snapshot().await?;
     let key = (count, prefs);
     if let Some(answer) = snap.cached(&key) {
-        return Ok(json_bytes(answer));
+        return Ok(answer);
     }
     let candidates: Vec<Candidate<'_>> = snap
         .records
@@ -69,7 +80,7 @@ async fn discover_inner(s: &AppState, body: &Bytes) -> Result<Response, AppError
     let bytes =
         Bytes::from(serde_json::to_vec(&answer).map_err(|e| AppError::Internal(e.to_string()))?);
     snap.remember(key, bytes.clone());
-    Ok(json_bytes(bytes))
+    Ok(bytes)
 }
 
 fn json_bytes(b: Bytes) -> Response {
