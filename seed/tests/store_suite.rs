@@ -345,3 +345,29 @@ async fn postgres_concurrent_updates_through_two_handles_all_land() {
     let b: Arc<dyn Store> = Arc::new(PgStore::connect(&url).await.unwrap());
     concurrent_updates(a, b).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_store_from_before_router_versions_opens_and_updates() {
+    let dir = std::env::temp_dir().join(format!("ournet-store-old-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let old = rusqlite::Connection::open(dir.join("seed.sqlite3")).unwrap();
+    old.execute_batch(
+        "CREATE TABLE routers (router_id TEXT PRIMARY KEY, record TEXT NOT NULL);
+         CREATE TABLE reg_events (ip TEXT NOT NULL, subnet TEXT NOT NULL, ts REAL NOT NULL,
+             success INTEGER NOT NULL);
+         CREATE INDEX reg_events_ip ON reg_events (ip, ts);",
+    )
+    .unwrap();
+    let text = serde_json::to_string(&record("old", "10.5.0.1:1")).unwrap();
+    old.execute("INSERT INTO routers VALUES ('old', ?1)", [text])
+        .unwrap();
+    drop(old);
+    let s = SqliteStore::open_dir(&dir).unwrap();
+    let (mut rec, v) = s.router_versioned("old").await.unwrap().unwrap();
+    assert_eq!(v, 0);
+    rec.health.load_pct = 5.0;
+    assert!(s.replace_router(&rec, v).await.unwrap());
+    assert_eq!(s.router("old").await.unwrap().unwrap().health.load_pct, 5.0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
