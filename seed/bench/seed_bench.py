@@ -47,6 +47,7 @@ rate_limit_enabled = false
 correlation_detection_enabled = true
 requests_per_second_per_ip = 1e9
 request_burst_per_ip = 1e9
+max_routers = 1000000
 """
 
 

@@ -14,6 +14,10 @@
 //! more registrations per CPU-second but a 37 ms p99 (a checkpoint stalls the one worker of a
 //! one-core seed) against 9 ms.
 //!
+//! The page cache is 64 MiB (SQLite's default is 2 MiB): registrations insert at random keys,
+//! so with a registry of 100,000 routers most B-tree leaves they touch would otherwise be
+//! read back from the OS on every registration.
+//!
 //! Durability: WAL journal with `synchronous = NORMAL`. A commit is in the WAL (the OS page
 //! cache) when the call returns, so a crash of the seed process loses nothing; the WAL is
 //! fsynced only at checkpoints, so a power loss or kernel crash may lose the last transactions
@@ -39,6 +43,7 @@ const SCHEMA: &str = "
 PRAGMA locking_mode = EXCLUSIVE;
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = NORMAL;
+PRAGMA cache_size = -65536;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS routers (router_id TEXT PRIMARY KEY, record TEXT NOT NULL,
     version INTEGER NOT NULL DEFAULT 0);
