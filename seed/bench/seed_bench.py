@@ -6,13 +6,16 @@ Measures, for each seed pinned to one core (taskset), with wrk pinned to the oth
     wrk's p99 latency, with 50 routers registered (wrk -t2 -c50, as in issue 4);
   * POST /register: new registrations accepted per second, each with body-signature and PoW
     verification (difficulty 8; bodies pre-built so client-side mining is not measured), in
-    two consecutive rounds so a slowdown as the registry grows shows up.
+    consecutive rounds (--rounds, default 2) so a slowdown as the registry grows shows up. A
+    round whose wrk run used up its bodies is flagged `bodies_exhausted` (wrk then repeats
+    the last body, so its figures include cheap replay refusals); give more --register-bodies.
 
 Both seeds run with probing and registration rate limiting off (every request comes from
 127.0.0.1); ours also with its per-IP request limit raised. Usage (from the repo root):
 
   cargo build --release -p ournet-seed
-  python seed/bench/seed_bench.py --ours target/release/ournet-seed --seconds 10
+  python seed/bench/seed_bench.py --ours target/release/ournet-seed --seconds 10 \
+      --register-bodies 40000 --rounds 4
 
 Needs `pip install our-network==0.1.0` and Debian's `wrk`.
 """
@@ -44,6 +47,7 @@ rate_limit_enabled = false
 correlation_detection_enabled = true
 requests_per_second_per_ip = 1e9
 request_burst_per_ip = 1e9
+max_routers = 1000000
 """
 
 
@@ -136,7 +140,13 @@ def start(cmd):
     return p
 
 
-def measure(name, url, pid, make_body, seconds, n_register):
+def registry_size(url):
+    conn = http.client.HTTPConnection(url.split("//")[1], timeout=120)
+    conn.request("GET", "/status")
+    return json.loads(conn.getresponse().read())["routers"]["total"]
+
+
+def measure(name, url, pid, make_body, seconds, n_register, n_rounds):
     conn = http.client.HTTPConnection(url.split("//")[1])
     for i in range(50):
         b = make_body(conn, 1_000_000 + i)
@@ -152,7 +162,8 @@ def measure(name, url, pid, make_body, seconds, n_register):
     # The idle keep-alive connection may have been closed during the wrk run.
     conn = http.client.HTTPConnection(url.split("//")[1])
     rounds = []
-    for rnd in range(2):
+    for rnd in range(n_rounds):
+        before = registry_size(url)
         bodies = os.path.join(tempfile.gettempdir(), f"bodies-{name}-{rnd}.jsonl")
         with open(bodies, "w") as f:
             for i in range(n_register):
@@ -162,8 +173,10 @@ def measure(name, url, pid, make_body, seconds, n_register):
         r1 = cpu_seconds(pid)
         rreqs, rbad, rp99 = parse(rout)
         ok = min(rreqs - rbad, n_register)
-        rounds.append({"register_ok": ok, "register_per_s": ok / seconds,
-                       "register_per_cpu_s": ok / max(r1 - r0, 1e-9), "register_p99_ms": rp99})
+        rounds.append({"registry_before": before, "registry_after": registry_size(url),
+                       "register_ok": ok, "register_per_s": ok / seconds,
+                       "register_per_cpu_s": ok / max(r1 - r0, 1e-9), "register_p99_ms": rp99,
+                       "bodies_exhausted": rreqs > n_register})
         conn = http.client.HTTPConnection(url.split("//")[1])
     return {"seed": name, "discover_req": reqs, "discover_cpu_s": c1 - c0,
             "discover_per_cpu_s": reqs / max(c1 - c0, 1e-9), "discover_p99_ms": p99,
@@ -175,6 +188,7 @@ def main():
     ap.add_argument("--ours", default="target/release/ournet-seed")
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--register-bodies", type=int, default=20000)
+    ap.add_argument("--rounds", type=int, default=2)
     a = ap.parse_args()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -188,7 +202,8 @@ def main():
                 url = "http://" + line.split()[-1]
                 break
         try:
-            results.append(measure("ours", url, ours.pid, our_body, a.seconds, a.register_bodies))
+            results.append(measure("ours", url, ours.pid, our_body, a.seconds, a.register_bodies,
+                                   a.rounds))
         finally:
             ours.terminate()
             ours.wait()
@@ -208,7 +223,7 @@ def main():
                 except OSError:
                     time.sleep(0.1)
             results.append(measure("reference", f"http://127.0.0.1:{port}", ref.pid, ref_body,
-                                   a.seconds, a.register_bodies // 4))
+                                   a.seconds, a.register_bodies // 4, a.rounds))
         finally:
             ref.terminate()
             ref.wait()
@@ -218,11 +233,14 @@ def main():
     print(f"discover per CPU-second: ours {o['discover_per_cpu_s']:.0f}, reference "
           f"{p['discover_per_cpu_s']:.0f}, ratio {o['discover_per_cpu_s'] / p['discover_per_cpu_s']:.1f}x; "
           f"p99 ours {o['discover_p99_ms']:.2f} ms, reference {p['discover_p99_ms']:.2f} ms")
-    for i in range(2):
+    for i in range(len(o["register_rounds"])):
         ro, rp = o["register_rounds"][i], p["register_rounds"][i]
+        flag = lambda r: " BODIES EXHAUSTED" if r["bodies_exhausted"] else ""
         print(f"register round {i + 1} per second: ours {ro['register_per_s']:.0f} "
-              f"({ro['register_per_cpu_s']:.0f}/CPU-s), reference {rp['register_per_s']:.0f} "
-              f"({rp['register_per_cpu_s']:.0f}/CPU-s), ratio "
+              f"({ro['register_per_cpu_s']:.0f}/CPU-s, registry {ro['registry_before']} -> "
+              f"{ro['registry_after']}{flag(ro)}), reference {rp['register_per_s']:.0f} "
+              f"({rp['register_per_cpu_s']:.0f}/CPU-s, registry {rp['registry_before']} -> "
+              f"{rp['registry_after']}{flag(rp)}), ratio "
               f"{ro['register_per_s'] / max(rp['register_per_s'], 1e-9):.1f}x")
 
 

@@ -10,6 +10,7 @@ mod discover;
 mod gossip;
 mod reports;
 mod routers;
+mod status;
 
 pub(crate) use gossip::gossip_loop;
 
@@ -53,7 +54,7 @@ pub fn app(state: AppState) -> Router {
         .route("/revoke_seed", post(reports::revoke_seed))
         .route("/revocations", get(reports::revocations))
         .route("/gossip/exchange", post(gossip::exchange))
-        .route("/status", get(discover::status))
+        .route("/status", get(status::status))
         .route("/health", get(health))
         .layer(middleware::from_fn_with_state(state.clone(), admit))
         .layer(TimeoutLayer::with_status_code(

@@ -61,8 +61,18 @@ fn main() -> anyhow::Result<()> {
     if args.database_url.is_some() {
         cfg.database_url = args.database_url;
     }
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(ournet_seed::run::serve(cfg))
+    runtime()?.block_on(ournet_seed::run::serve(cfg))
+}
+
+/// A multi-thread runtime, or a single-thread one when the process may use one CPU only
+/// (e.g. pinned with `taskset`): there a work-stealing scheduler has nobody to steal from and
+/// only adds synchronization per task wake-up.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let mut b = if cpus == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    b.enable_all().build()
 }

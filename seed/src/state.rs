@@ -16,10 +16,12 @@ use crate::policy::asn::AsnTable;
 use crate::policy::{self, Preferences, TickOutcome};
 use crate::probe::Prober;
 use crate::record::RouterRecord;
-use crate::store::{IP_COUNT_RETENTION_SECONDS, PruneBefore, Store, StoreError};
+use crate::store::{IP_COUNT_RETENTION_SECONDS, PruneBefore, Store, StoreError, update_router};
 
 /// Most cached `/discover` answers per snapshot (one per distinct count and preferences).
 const MAX_CACHED_ANSWERS: usize = 1024;
+/// Longest `/discover` body whose answer is also cached under the body's bytes.
+pub(crate) const MAX_RAW_KEY_BYTES: usize = 512;
 /// Most client IPs tracked by the request limiter before idle ones are dropped.
 const MAX_TRACKED_IPS: usize = 65_536;
 /// Most recent heartbeat times kept for burst detection.
@@ -45,6 +47,16 @@ pub(crate) struct Inner {
     snapshot: Mutex<Option<Arc<Snapshot>>>,
     heartbeats: Mutex<VecDeque<f64>>,
     counters: Mutex<Option<Counters>>,
+    peers: Mutex<HashMap<String, PeerState>>,
+}
+
+/// Outcome counts of our outbound gossip with one configured peer (`/status` `peer_states`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct PeerState {
+    pub(crate) successful: u64,
+    pub(crate) failed: u64,
+    pub(crate) last_success: Option<f64>,
+    pub(crate) last_error: Option<String>,
 }
 
 /// Registry-wide numbers that cost a scan, refreshed at most once a second.
@@ -62,6 +74,9 @@ pub(crate) struct Snapshot {
     pub(crate) records: Vec<RouterRecord>,
     pub(crate) base: Vec<(f64, f64)>,
     pub(crate) answers: Mutex<HashMap<(usize, Preferences), Bytes>>,
+    /// The same answers keyed by the exact request body (at most [`MAX_RAW_KEY_BYTES`]), so
+    /// a repeated question costs a hash lookup and no JSON parsing.
+    pub(crate) by_body: Mutex<HashMap<Bytes, Bytes>>,
 }
 
 impl AppState {
@@ -105,6 +120,7 @@ impl AppState {
             snapshot: Mutex::new(None),
             heartbeats: Mutex::new(VecDeque::new()),
             counters: Mutex::new(None),
+            peers: Mutex::new(HashMap::new()),
         })))
     }
 
@@ -191,6 +207,37 @@ impl AppState {
         Ok((routers, hourly_successes))
     }
 
+    /// Records the outcome of one outbound gossip exchange with `url` (a configured peer, so
+    /// the table is bounded by the config).
+    pub(crate) fn note_peer_exchange(&self, url: &str, result: Result<(), String>) {
+        let now = self.now();
+        if let Ok(mut m) = self.0.peers.lock() {
+            let st = m.entry(url.to_owned()).or_default();
+            match result {
+                Ok(()) => {
+                    st.successful += 1;
+                    st.last_success = Some(now);
+                }
+                Err(e) => {
+                    st.failed += 1;
+                    st.last_error = Some(e);
+                }
+            }
+        }
+    }
+
+    /// Per-peer gossip outcomes so far.
+    pub(crate) fn peer_states(&self) -> Vec<(String, PeerState)> {
+        let mut v: Vec<_> = self
+            .0
+            .peers
+            .lock()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
     /// Counts a local registration in the cached counters.
     pub(crate) fn count_registration(&self) {
         if let Ok(mut c) = self.0.counters.lock()
@@ -247,6 +294,7 @@ impl AppState {
             records,
             base,
             answers: Mutex::new(HashMap::new()),
+            by_body: Mutex::new(HashMap::new()),
         })
     }
 
@@ -261,7 +309,7 @@ impl AppState {
         for mut rec in self.0.store.routers().await? {
             match policy::health_tick(cfg, &mut rec, now) {
                 TickOutcome::Unchanged => {}
-                TickOutcome::Changed => self.0.store.put_router(&rec).await?,
+                TickOutcome::Changed => self.tick_one(&rec.router_id, now).await?,
                 TickOutcome::Remove => self.0.store.remove_router(&rec.router_id).await?,
             }
         }
@@ -275,6 +323,28 @@ impl AppState {
             })
             .await?;
         self.invalidate();
+        Ok(())
+    }
+
+    /// Applies the health tick to the router as it now stands (a heartbeat may have landed
+    /// since the scan), through an optimistic read-modify-write; removes it if it is due.
+    async fn tick_one(&self, id: &str, now: f64) -> Result<(), StoreError> {
+        let cfg = &self.0.cfg;
+        let mut remove = false;
+        update_router(self.0.store.as_ref(), id, |rec| {
+            match policy::health_tick(cfg, rec, now) {
+                TickOutcome::Unchanged => false,
+                TickOutcome::Changed => true,
+                TickOutcome::Remove => {
+                    remove = true;
+                    false
+                }
+            }
+        })
+        .await?;
+        if remove {
+            self.0.store.remove_router(id).await?;
+        }
         Ok(())
     }
 }
@@ -309,10 +379,11 @@ impl AppState {
                 policy::apply_probe(m, result, now);
             }
             // The record may have changed while the probe ran: write back only the monitor.
-            if let Some(mut fresh) = self.0.store.router(&rec.router_id).await? {
-                fresh.monitor = rec.monitor;
-                self.0.store.put_router(&fresh).await?;
-            }
+            update_router(self.0.store.as_ref(), &rec.router_id, |fresh| {
+                fresh.monitor.clone_from(&rec.monitor);
+                true
+            })
+            .await?;
         }
         Ok(routers.len())
     }
@@ -331,6 +402,25 @@ impl Snapshot {
                 m.clear();
             }
             m.insert(key, answer);
+        }
+    }
+
+    /// The answer given to an identical request body, if any.
+    pub(crate) fn cached_body(&self, body: &[u8]) -> Option<Bytes> {
+        self.by_body.lock().ok().and_then(|m| m.get(body).cloned())
+    }
+
+    /// Caches an answer under its request body (short bodies only); bounded like
+    /// [`Snapshot::remember`].
+    pub(crate) fn remember_body(&self, body: &Bytes, answer: &Bytes) {
+        if body.len() > MAX_RAW_KEY_BYTES {
+            return;
+        }
+        if let Ok(mut m) = self.by_body.lock() {
+            if m.len() >= MAX_CACHED_ANSWERS {
+                m.clear();
+            }
+            m.insert(body.clone(), answer.clone());
         }
     }
 }

@@ -48,6 +48,51 @@ pub enum StoreError {
     /// The SQLite connection lock was poisoned by a panic elsewhere.
     #[error("store lock poisoned")]
     Poisoned,
+    /// A read-modify-write of one router lost the race to other writers
+    /// [`UPDATE_ATTEMPTS`] times in a row.
+    #[error("router {0} kept changing under a read-modify-write")]
+    Contention(String),
+}
+
+/// A router record's version: every write bumps it, so a read-modify-write can tell that
+/// another task or replica wrote in between (optimistic concurrency, see
+/// [`Store::replace_router`]).
+pub type Version = i64;
+
+/// How often [`update_router`] (and the handlers' own read-modify-write loops) re-read and
+/// retry after losing a race before giving up with [`StoreError::Contention`].
+pub const UPDATE_ATTEMPTS: usize = 32;
+
+/// Reads router `id`, lets `f` change it, and writes it back only if nobody wrote in between;
+/// otherwise re-reads and runs `f` again. `f` returns whether there is anything to write.
+/// Returns the record as it now stands, or `None` if there is no such router.
+///
+/// # Errors
+/// Storage errors, or [`StoreError::Contention`] after [`UPDATE_ATTEMPTS`] lost races.
+pub async fn update_router(
+    store: &dyn Store,
+    id: &str,
+    mut f: impl FnMut(&mut RouterRecord) -> bool + Send,
+) -> Result<Option<RouterRecord>, StoreError> {
+    for attempt in 0..UPDATE_ATTEMPTS {
+        let Some((mut rec, version)) = store.router_versioned(id).await? else {
+            return Ok(None);
+        };
+        if !f(&mut rec) || store.replace_router(&rec, version).await? {
+            return Ok(Some(rec));
+        }
+        backoff(attempt).await;
+    }
+    Err(StoreError::Contention(id.to_owned()))
+}
+
+/// Waits before retry `attempt` of a lost read-modify-write: a random time up to
+/// 2^min(attempt, 6) ms, so writers that keep colliding spread out.
+pub async fn backoff(attempt: usize) {
+    use rand_core::{OsRng, RngCore as _};
+    let max_us = 1000u64 << attempt.min(6);
+    let us = OsRng.next_u64() % max_us;
+    tokio::time::sleep(std::time::Duration::from_micros(us)).await;
 }
 
 /// One registration attempt (§5.2).
@@ -61,6 +106,30 @@ pub struct RegEvent {
     pub ts: f64,
     /// Whether it registered a new router.
     pub success: bool,
+}
+
+/// A new router's registration, written by [`Store::register_router`] in one transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct NewRegistration<'a> {
+    /// The record to insert.
+    pub record: &'a RouterRecord,
+    /// The PoW challenge to spend (id, expiry), unless the caller spent it already.
+    pub challenge: Option<(&'a str, f64)>,
+    /// The registration event (ip, subnet, time); its `success` is set by the outcome.
+    pub event: &'a RegEvent,
+}
+
+/// What [`Store::register_router`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RegisterOutcome {
+    /// Challenge spent, router inserted, success event and per-IP count recorded.
+    Registered,
+    /// The challenge was spent before: nothing inserted, a failed event recorded.
+    ChallengeReused,
+    /// The challenge was spent but a concurrent registration inserted the id first (W29):
+    /// no event recorded, the winner's record stands.
+    AlreadyRegistered,
 }
 
 /// One stored misbehavior report (§5.7), keyed by (router, reporter).
@@ -87,6 +156,17 @@ pub struct ReportSummary {
     pub mean_severity: f64,
 }
 
+/// Registration events in the rate window, for `/status` (`sybil_resistance.rate_limiter`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EventSummary {
+    /// Events (successes and failures).
+    pub total: u64,
+    /// Distinct client IPs.
+    pub unique_ips: u64,
+    /// Distinct rate-limit subnets.
+    pub unique_subnets: u64,
+}
+
 /// Time bounds for [`Store::prune`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PruneBefore {
@@ -107,12 +187,34 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Returns the stored value for `key`, storing `init` first if there is none. Used for the
     /// PoW challenge key, so replicas on one database share it.
     async fn meta_get_or_insert(&self, key: &str, init: &[u8]) -> Result<Vec<u8>, StoreError>;
+    /// One router and its [`Version`].
+    async fn router_versioned(
+        &self,
+        id: &str,
+    ) -> Result<Option<(RouterRecord, Version)>, StoreError>;
     /// One router.
-    async fn router(&self, id: &str) -> Result<Option<RouterRecord>, StoreError>;
+    async fn router(&self, id: &str) -> Result<Option<RouterRecord>, StoreError> {
+        Ok(self.router_versioned(id).await?.map(|(r, _)| r))
+    }
     /// Inserts a router unless its id exists; `true` if this call inserted it.
     async fn insert_router(&self, rec: &RouterRecord) -> Result<bool, StoreError>;
-    /// Inserts or replaces a router.
-    async fn put_router(&self, rec: &RouterRecord) -> Result<(), StoreError>;
+    /// Replaces a router (record and host index together) if its stored version is still
+    /// `expected`, bumping the version; `false` if another writer got there first or the
+    /// router is gone. Read-modify-write goes through this (or [`update_router`]), so two
+    /// tasks or replicas updating one router at once cannot lose an update: the loser
+    /// re-reads and re-applies its change.
+    async fn replace_router(
+        &self,
+        rec: &RouterRecord,
+        expected: Version,
+    ) -> Result<bool, StoreError>;
+    /// Registers a new router in one transaction: spends the challenge (if given), inserts the
+    /// record and its host index, and records the event and per-IP count. One commit per
+    /// registration instead of one per statement.
+    async fn register_router(
+        &self,
+        reg: &NewRegistration<'_>,
+    ) -> Result<RegisterOutcome, StoreError>;
     /// Deletes a router and its reports and flag.
     async fn remove_router(&self, id: &str) -> Result<(), StoreError>;
     /// Every router (bounded by `max_routers`).
@@ -138,6 +240,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Successful registrations from all IPs since `since` (the adaptive-PoW rate). This
     /// scans the window, so the seed caches it for a second instead of asking per request.
     async fn successes_since(&self, since: f64) -> Result<u64, StoreError>;
+    /// Counts of registration events since `since` (a window scan; `/status` only).
+    async fn event_summary(&self, since: f64) -> Result<EventSummary, StoreError>;
     /// Stores a report (replacing the reporter's earlier one), keeps the newest `max` for the
     /// router, and returns the summary over reports received since `since`.
     async fn put_report(

@@ -555,6 +555,67 @@ async fn revocations_cannot_be_postponed_or_forged_w13() {
         (st, v["revoked_seed_ids"][0].as_str()),
         (StatusCode::OK, Some(sid.as_str()))
     );
+    let (_, v) = h.raw("GET", "/status", Vec::new(), "127.0.0.1").await;
+    let r = &v["revocations"];
+    assert_eq!(
+        (
+            &r["enabled"],
+            &r["total_revocations"],
+            &r["effective_revocations"]
+        ),
+        (&json!(true), &json!(1), &json!(1)),
+        "{v}"
+    );
+    assert_eq!(r["revoked_seeds"], json!([sid]));
+    assert!(r["revocation_list_path"].is_null());
+}
+
+/// `/status` has every sub-object of spec §4.1, so reference tools keep working.
+#[tokio::test]
+async fn status_has_the_reference_sub_objects() {
+    let h = harness().await;
+    let a = router(1, "10.1.0.1:8471");
+    assert_eq!(h.register(&a, "192.0.2.1").await.0, StatusCode::OK);
+    assert_eq!(
+        h.register(&router(2, "10.2.0.1:8471"), "192.0.2.2").await.0,
+        StatusCode::OK
+    );
+    h.clock.advance(10.0);
+    assert_eq!(h.heartbeat(&a).await.0, StatusCode::OK);
+    let (st, v) = h.raw("GET", "/status", Vec::new(), "127.0.0.1").await;
+    assert_eq!(st, StatusCode::OK);
+    let sy = &v["sybil_resistance"];
+    let rl = &sy["rate_limiter"];
+    assert_eq!(
+        (
+            &rl["total_events"],
+            &rl["unique_ips"],
+            &rl["unique_subnets"]
+        ),
+        (&json!(2), &json!(2), &json!(1)),
+        "{v}"
+    );
+    assert_eq!(rl["registrations_per_hour"], 2);
+    assert!(rl["window_seconds"].is_number());
+    assert_eq!(
+        sy["correlation"],
+        json!({"tracked_routers": 1, "endpoint_patterns": 2, "correlation_groups": 0})
+    );
+    assert_eq!(sy["adaptive_pow"]["current_rate"], 2);
+    assert_eq!(sy["reputation"]["flagged"], 0);
+    assert_eq!(v["health_monitor"]["healthy"], 1);
+    assert_eq!(v["revocations"]["total_revocations"], 0);
+    assert_eq!(v["peering"]["peer_states"], json!({}));
+    for k in [
+        "seed_id",
+        "status",
+        "timestamp",
+        "routers",
+        "misbehavior",
+        "known_seeds",
+    ] {
+        assert!(!v[k].is_null(), "{k} missing in {v}");
+    }
 }
 
 #[tokio::test]
@@ -711,4 +772,32 @@ async fn revocation_list_file_needs_a_trusted_authority_signature() {
         .unwrap();
     assert!(missing.1[0].starts_with("file_not_found:"));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Answers cached under the raw body: a repeat is the same signed answer, a differently
+/// spelled body with the same question gets the same list, and a bad body is still refused.
+#[tokio::test]
+async fn discover_answers_repeat_per_body_and_per_question() {
+    let h = harness().await;
+    for i in 0..3u8 {
+        let r = router(20 + i, &format!("10.{}.0.1:8471", 30 + i));
+        let ip = format!("198.51.{i}.9");
+        assert_eq!(h.register(&r, &ip).await.0, StatusCode::OK);
+    }
+    let body = br#"{"requested_count":2,"preferences":{}}"#.to_vec();
+    let (st, first) = h.raw("POST", "/discover", body.clone(), "127.0.0.1").await;
+    assert_eq!(st, StatusCode::OK);
+    let (_, again) = h.raw("POST", "/discover", body, "127.0.0.1").await;
+    assert_eq!(first, again);
+    let spaced = br#"{ "preferences": {}, "requested_count": 2 }"#.to_vec();
+    let (_, same) = h.raw("POST", "/discover", spaced, "127.0.0.1").await;
+    assert_eq!(first, same);
+    assert_eq!(first["routers"].as_array().unwrap().len(), 2);
+    let (st, v) = h
+        .raw("POST", "/discover", b"[1]".to_vec(), "127.0.0.1")
+        .await;
+    assert_eq!(
+        (st, v["reason"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_json"))
+    );
 }

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use ournet_seed::record::{Health, RouterRecord};
 use ournet_seed::store::postgres::PgStore;
 use ournet_seed::store::sqlite::SqliteStore;
-use ournet_seed::store::{PruneBefore, RegEvent, ReportEntry, Store};
+use ournet_seed::store::{
+    NewRegistration, PruneBefore, RegEvent, RegisterOutcome, ReportEntry, Store, update_router,
+};
 use serde_json::json;
 
 fn record(id: &str, endpoint: &str) -> RouterRecord {
@@ -41,6 +43,99 @@ async fn suite(s: Arc<dyn Store>) {
     races(&s).await;
     events(&s).await;
     reports_flags_revocations(&s).await;
+    registrations(&s).await;
+}
+
+/// `register_router`: one transaction, three outcomes.
+async fn registrations(s: &Arc<dyn Store>) {
+    let ev = RegEvent {
+        ip: "198.51.100.7".into(),
+        subnet: "198.51.100.0/24".into(),
+        ts: 1000.0,
+        success: false,
+    };
+    let stats = || s.reg_stats("198.51.100.7", "198.51.100.0/24", 0.0, 10);
+    let rec = record("reg-1", "203.0.113.1:1");
+    let reg = |rec, challenge| NewRegistration {
+        record: rec,
+        challenge,
+        event: &ev,
+    };
+    let out = s
+        .register_router(&reg(&rec, Some(("reg-ch", 2000.0))))
+        .await
+        .unwrap();
+    assert_eq!(out, RegisterOutcome::Registered);
+    let st = stats().await.unwrap();
+    assert_eq!(
+        (st.ip_events, st.ip_successes_total, st.last_success_from_ip),
+        (1, 1, Some(1000.0))
+    );
+    assert_eq!(
+        s.routers_on_hosts(&["203.0.113.1".into()])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let other = record("reg-2", "203.0.113.2:1");
+    let out = s
+        .register_router(&reg(&other, Some(("reg-ch", 2000.0))))
+        .await
+        .unwrap();
+    assert_eq!(out, RegisterOutcome::ChallengeReused);
+    assert!(s.router("reg-2").await.unwrap().is_none());
+    let st = stats().await.unwrap();
+    assert_eq!(
+        (st.ip_events, st.ip_successes_total),
+        (2, 1),
+        "a reused challenge counts as a failed event"
+    );
+    let out = s
+        .register_router(&reg(&rec, Some(("reg-ch-2", 2000.0))))
+        .await
+        .unwrap();
+    assert_eq!(out, RegisterOutcome::AlreadyRegistered);
+    assert!(
+        !s.spend_challenge("reg-ch-2", 2000.0).await.unwrap(),
+        "the loser's challenge stays spent"
+    );
+    let out = s.register_router(&reg(&other, None)).await.unwrap();
+    assert_eq!(
+        out,
+        RegisterOutcome::Registered,
+        "challenge spent by caller"
+    );
+    assert_eq!(stats().await.unwrap().ip_successes_total, 2);
+    s.remove_router("reg-1").await.unwrap();
+    s.remove_router("reg-2").await.unwrap();
+}
+
+/// Many concurrent read-modify-writes of one router through two store handles (two replicas
+/// on PostgreSQL): every one lands.
+async fn concurrent_updates(a: Arc<dyn Store>, b: Arc<dyn Store>) {
+    assert!(a.insert_router(&record("hot", "10.7.0.1:1")).await.unwrap());
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..10 {
+                update_router(s.as_ref(), "hot", |r| {
+                    r.reputation.heartbeat_count += 1;
+                    true
+                })
+                .await
+                .unwrap()
+                .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let rec = b.router("hot").await.unwrap().unwrap();
+    assert_eq!(rec.reputation.heartbeat_count, 160, "no update was lost");
+    a.remove_router("hot").await.unwrap();
 }
 
 async fn routers(s: &Arc<dyn Store>) {
@@ -52,10 +147,21 @@ async fn routers(s: &Arc<dyn Store>) {
     assert!(s.insert_router(&record("a", "10.0.0.1:1")).await.unwrap());
     assert!(!s.insert_router(&record("a", "10.0.0.9:1")).await.unwrap());
     let mut b = record("b", "10.0.0.2:1");
-    s.put_router(&b).await.unwrap();
+    assert!(s.insert_router(&b).await.unwrap());
+    let (_, v0) = s.router_versioned("b").await.unwrap().unwrap();
     b.descriptor
         .insert("endpoints".into(), json!(["10.0.0.3:1"]));
-    s.put_router(&b).await.unwrap();
+    assert!(s.replace_router(&b, v0).await.unwrap());
+    assert!(
+        !s.replace_router(&b, v0).await.unwrap(),
+        "a write against a stale version is refused"
+    );
+    assert!(
+        !s.replace_router(&record("nobody", "10.0.0.4:1"), 0)
+            .await
+            .unwrap(),
+        "replace never inserts"
+    );
     assert_eq!(s.router_count().await.unwrap(), 2);
     assert_eq!(
         s.router("b").await.unwrap().unwrap().endpoints(),
@@ -197,7 +303,9 @@ async fn reports_flags_revocations(s: &Arc<dyn Store>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_in_memory() {
-    suite(Arc::new(SqliteStore::in_memory().unwrap())).await;
+    let s: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
+    suite(s.clone()).await;
+    concurrent_updates(s.clone(), s).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -227,4 +335,39 @@ async fn postgres() {
         2,
         "a second connection sees the same state"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_concurrent_updates_through_two_handles_all_land() {
+    let cluster = pg::PgCluster::start("rmw");
+    let url = cluster.create_db("rmw");
+    let a: Arc<dyn Store> = Arc::new(PgStore::connect(&url).await.unwrap());
+    let b: Arc<dyn Store> = Arc::new(PgStore::connect(&url).await.unwrap());
+    concurrent_updates(a, b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_store_from_before_router_versions_opens_and_updates() {
+    let dir = std::env::temp_dir().join(format!("ournet-store-old-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let old = rusqlite::Connection::open(dir.join("seed.sqlite3")).unwrap();
+    old.execute_batch(
+        "CREATE TABLE routers (router_id TEXT PRIMARY KEY, record TEXT NOT NULL);
+         CREATE TABLE reg_events (ip TEXT NOT NULL, subnet TEXT NOT NULL, ts REAL NOT NULL,
+             success INTEGER NOT NULL);
+         CREATE INDEX reg_events_ip ON reg_events (ip, ts);",
+    )
+    .unwrap();
+    let text = serde_json::to_string(&record("old", "10.5.0.1:1")).unwrap();
+    old.execute("INSERT INTO routers VALUES ('old', ?1)", [text])
+        .unwrap();
+    drop(old);
+    let s = SqliteStore::open_dir(&dir).unwrap();
+    let (mut rec, v) = s.router_versioned("old").await.unwrap().unwrap();
+    assert_eq!(v, 0);
+    rec.health.load_pct = 5.0;
+    assert!(s.replace_router(&rec, v).await.unwrap());
+    assert_eq!(s.router("old").await.unwrap().unwrap().health.load_pct, 5.0);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -20,6 +20,7 @@ use crate::policy;
 use crate::record::{Health, RouterRecord};
 use crate::revocation::add_revocation;
 use crate::state::AppState;
+use crate::store::update_router;
 
 /// Most routers accepted from one exchange.
 const MAX_MERGE: usize = 1000;
@@ -81,7 +82,7 @@ async fn merge_router(s: &AppState, peer: &str, entry: &Value) -> Result<bool, A
         .descriptor()
         .to_json()
         .map_err(|e| AppError::Internal(e.to_string()))?;
-    match s.0.store.router(&id).await? {
+    match s.0.store.router_versioned(&id).await? {
         None => {
             if s.0.store.router_count().await? >= cfg.max_routers {
                 return Ok(false);
@@ -98,20 +99,22 @@ async fn merge_router(s: &AppState, peer: &str, entry: &Value) -> Result<bool, A
             policy::monitor_heartbeat(&mut rec.monitor, last_seen);
             Ok(s.0.store.insert_router(&rec).await?)
         }
-        Some(mut rec) => {
-            let newer = v.body().published_at > rec.published_at()
-                && v.body().registered_at == rec.registered_at();
-            if newer {
-                rec.descriptor = descriptor;
-            }
-            let fresher = last_seen > rec.health.last_seen;
-            if fresher {
-                rec.health.last_seen = last_seen;
-                policy::monitor_heartbeat(&mut rec.monitor, last_seen);
-            }
-            if newer || fresher {
-                s.0.store.put_router(&rec).await?;
-            }
+        Some(_) => {
+            let mut newer = false;
+            update_router(s.0.store.as_ref(), &id, |rec| {
+                newer = v.body().published_at > rec.published_at()
+                    && v.body().registered_at == rec.registered_at();
+                if newer {
+                    rec.descriptor.clone_from(&descriptor);
+                }
+                let fresher = last_seen > rec.health.last_seen;
+                if fresher {
+                    rec.health.last_seen = last_seen;
+                    policy::monitor_heartbeat(&mut rec.monitor, last_seen);
+                }
+                newer || fresher
+            })
+            .await?;
             Ok(newer)
         }
     }
@@ -179,9 +182,11 @@ pub(crate) async fn gossip_loop(s: AppState) {
     let timeout = std::time::Duration::from_secs_f64(cfg.gossip_timeout_seconds.max(0.1));
     loop {
         for peer in &cfg.peer_seeds {
-            if let Err(e) = exchange_with(&s, &peer.url, timeout).await {
+            let result = exchange_with(&s, &peer.url, timeout).await;
+            if let Err(e) = &result {
                 tracing::warn!(peer = %peer.url, error = %e, "gossip exchange failed");
             }
+            s.note_peer_exchange(&peer.url, result.map_err(|e| e.to_string()));
         }
         tokio::time::sleep(period).await;
     }

@@ -13,7 +13,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use ournet_proto::descriptor::{SignedDescriptor, VerifiedDescriptor};
-use ournet_proto::pow::{self, PowError};
+use ournet_proto::pow::{self, FreshChallenge, PowError};
 use rand_core::OsRng;
 use serde_json::{Map, Value, json};
 
@@ -22,7 +22,9 @@ use crate::error::AppError;
 use crate::policy::{self, RegStats};
 use crate::record::{Health, RouterRecord};
 use crate::state::AppState;
-use crate::store::RegEvent;
+use crate::store::{
+    NewRegistration, RegEvent, RegisterOutcome, StoreError, UPDATE_ATTEMPTS, Version, backoff,
+};
 
 pub(super) async fn challenge(State(s): State<AppState>, ip: Extension<ClientIp>) -> Response {
     let r = challenge_inner(&s, ip.0.0.to_string()).await;
@@ -81,19 +83,19 @@ async fn register_inner(s: &AppState, ip: String, body: &Bytes) -> Result<Respon
     let desc = SignedDescriptor::from_json(&Value::Object(o.clone()))
         .map_err(|e| rejected("invalid_descriptor").field("detail", e.to_string()))?;
     let ts = fresh_timestamp(s, &o, "rejected")?;
-    let existing = s.0.store.router(&router_id).await?;
-    if existing.is_none() {
-        admit_new(s, &ip, &desc).await?;
-    }
-    let verified = verify_registration(s, &o, &router_id, desc, existing.is_none(), &ip).await?;
-    match existing {
-        None => register_new(s, &ip, verified, ts).await,
-        Some(old) => update(s, old, verified, ts).await,
-    }
+    let Some((old, version)) = s.0.store.router_versioned(&router_id).await? else {
+        let stats = admit_new(s, &ip, &desc).await?;
+        let (verified, challenge) =
+            verify_registration(s, &o, &router_id, desc, &ip, &stats).await?;
+        return register_new(s, &ip, verified, ts, challenge).await;
+    };
+    let verified = check_signatures(s, &o, &router_id, desc)?;
+    update(s, old, version, verified, ts).await
 }
 
 /// Rate limits and endpoint collision for a router the seed does not know (§5.2, §5.4).
-async fn admit_new(s: &AppState, ip: &str, desc: &SignedDescriptor) -> Result<(), AppError> {
+/// Returns the IP's registration stats, which also set its PoW difficulty.
+async fn admit_new(s: &AppState, ip: &str, desc: &SignedDescriptor) -> Result<RegStats, AppError> {
     let cfg = &s.0.cfg;
     if s.counters().await?.0 >= cfg.max_routers {
         return Err(AppError::with(
@@ -108,7 +110,7 @@ async fn admit_new(s: &AppState, ip: &str, desc: &SignedDescriptor) -> Result<()
         verdict = Err(COLLISION.into());
     }
     match verdict {
-        Ok(()) => Ok(()),
+        Ok(()) => Ok(stats),
         Err(detail) => {
             record_event(s, ip, false).await?;
             Err(
@@ -166,22 +168,19 @@ async fn record_event(s: &AppState, ip: &str, success: bool) -> Result<(), AppEr
     Ok(s.0.store.add_reg_event(&ev).await?)
 }
 
-/// Body signature, descriptor signatures, and for new routers the PoW over a fresh, unspent
-/// seed challenge. Failures of a new router count as failed registration events (§5.2).
+/// Body signature, descriptor signatures, and the PoW over a fresh seed challenge (returned
+/// for the registration to spend). Failures count as failed registration events (§5.2).
 async fn verify_registration(
     s: &AppState,
     o: &Map<String, Value>,
     router_id: &str,
     desc: SignedDescriptor,
-    is_new: bool,
     ip: &str,
-) -> Result<VerifiedDescriptor, AppError> {
-    let checked = check_signatures(s, o, router_id, desc);
-    let checked = match checked {
-        Ok(v) if is_new => check_pow(s, o, router_id, ip).await.map(|()| v),
-        other => other,
-    };
-    if checked.is_err() && is_new {
+    stats: &RegStats,
+) -> Result<(VerifiedDescriptor, Option<FreshChallenge>), AppError> {
+    let checked = check_signatures(s, o, router_id, desc)
+        .and_then(|v| Ok((v, check_pow(s, o, router_id, stats)?)));
+    if checked.is_err() {
         record_event(s, ip, false).await?;
     }
     checked
@@ -200,16 +199,16 @@ fn check_signatures(
         .map_err(|e| rejected("invalid_signature").field("detail", e.to_string()))
 }
 
-async fn check_pow(
+/// Checks the PoW; returns the challenge to spend (`None` when PoW checking is off).
+fn check_pow(
     s: &AppState,
     o: &Map<String, Value>,
     router_id: &str,
-    ip: &str,
-) -> Result<(), AppError> {
-    let stats = reg_stats(s, ip).await?;
-    let required = policy::required_difficulty(&s.0.cfg, &stats);
+    stats: &RegStats,
+) -> Result<Option<FreshChallenge>, AppError> {
+    let required = policy::required_difficulty(&s.0.cfg, stats);
     if !s.0.cfg.verify_pow {
-        return Ok(());
+        return Ok(None);
     }
     let insufficient = || rejected("insufficient_pow").field("required_difficulty", required);
     let proof = o
@@ -232,15 +231,7 @@ async fn check_pow(
         rejected("invalid_challenge").field("detail", detail)
     })?;
     let _pow_ok = pow::verify(challenge, nonce, router_id, required).map_err(|_| insufficient())?;
-    if !s
-        .0
-        .store
-        .spend_challenge(fresh.id(), fresh.expires_at())
-        .await?
-    {
-        return Err(rejected("challenge_reused"));
-    }
-    Ok(())
+    Ok(Some(fresh))
 }
 
 async fn probe_first(s: &AppState, endpoints: &[String]) -> Result<(), AppError> {
@@ -266,13 +257,70 @@ async fn register_new(
     ip: &str,
     v: VerifiedDescriptor,
     ts: f64,
+    challenge: Option<FreshChallenge>,
 ) -> Result<Response, AppError> {
-    probe_first(s, &v.body().endpoints).await?;
+    let mut unspent = challenge.as_ref().map(|c| (c.id(), c.expires_at()));
+    if s.0.cfg.probe_endpoints {
+        // Spent before probing, so one PoW cannot make the seed probe again and again.
+        if let Some((id, expires_at)) = unspent.take()
+            && !s.0.store.spend_challenge(id, expires_at).await?
+        {
+            record_event(s, ip, false).await?;
+            return Err(rejected("challenge_reused"));
+        }
+        probe_first(s, &v.body().endpoints).await?;
+    }
     let cfg = &s.0.cfg;
     let now = s.now();
-    let rec = RouterRecord {
+    let rec = new_record(s, ip, &v, ts)?;
+    let event = RegEvent {
+        ip: ip.to_owned(),
+        subnet: policy::subnet_key(ip),
+        ts: now,
+        success: true,
+    };
+    let reg = NewRegistration {
+        record: &rec,
+        challenge: unspent,
+        event: &event,
+    };
+    match s.0.store.register_router(&reg).await? {
+        RegisterOutcome::Registered => {}
+        RegisterOutcome::ChallengeReused => return Err(rejected("challenge_reused")),
+        // Lost a race with a concurrent registration of the same id (W29): no per-IP state
+        // is counted twice; the winner's record stands.
+        RegisterOutcome::AlreadyRegistered => {
+            return Err(AppError::with(
+                StatusCode::CONFLICT,
+                "rejected",
+                "registration_in_progress",
+            ));
+        }
+    }
+    s.count_registration();
+    s.0.metrics.registered();
+    s.invalidate();
+    Ok(Json(json!({
+        "status": "accepted",
+        "action": "registered",
+        "router_id": rec.router_id,
+        "seed_id": s.seed_id(),
+        "initial_reputation": cfg.reputation_initial_score,
+        "reputation_decay_hours": cfg.reputation_decay_period_hours,
+    }))
+    .into_response())
+}
+
+fn new_record(
+    s: &AppState,
+    ip: &str,
+    v: &VerifiedDescriptor,
+    ts: f64,
+) -> Result<RouterRecord, AppError> {
+    let now = s.now();
+    Ok(RouterRecord {
         router_id: v.body().router_id.to_hex(),
-        descriptor: descriptor_map(&v)?,
+        descriptor: descriptor_map(v)?,
         source_ip: ip.to_owned(),
         health: Health {
             last_seen: now,
@@ -286,31 +334,9 @@ async fn register_new(
             status: "healthy".into(),
         },
         monitor: None,
-        reputation: policy::new_reputation(cfg, now),
+        reputation: policy::new_reputation(&s.0.cfg, now),
         last_signed_ts: ts,
-    };
-    if !s.0.store.insert_router(&rec).await? {
-        // Lost a race with a concurrent registration of the same id (W29): no per-IP state
-        // is counted twice; the winner's record stands.
-        return Err(AppError::with(
-            StatusCode::CONFLICT,
-            "rejected",
-            "registration_in_progress",
-        ));
-    }
-    record_event(s, ip, true).await?;
-    s.count_registration();
-    s.0.metrics.registered();
-    s.invalidate();
-    Ok(Json(json!({
-        "status": "accepted",
-        "action": "registered",
-        "router_id": rec.router_id,
-        "seed_id": s.seed_id(),
-        "initial_reputation": cfg.reputation_initial_score,
-        "reputation_decay_hours": cfg.reputation_decay_period_hours,
-    }))
-    .into_response())
+    })
 }
 
 /// Applies a newer descriptor to a known router, keeping health and reputation (W32).
@@ -334,24 +360,44 @@ fn apply_descriptor(
     Ok(moved)
 }
 
+/// Re-reads a router after a lost write race; a router removed meanwhile is `not_registered`.
+async fn reread(
+    s: &AppState,
+    id: &str,
+    status_word: &str,
+) -> Result<(RouterRecord, Version), AppError> {
+    s.0.store.router_versioned(id).await?.ok_or_else(|| {
+        AppError::with(StatusCode::NOT_FOUND, status_word, "not_registered")
+            .field("hint", "Call /register first")
+    })
+}
+
 async fn update(
     s: &AppState,
     mut old: RouterRecord,
+    mut version: Version,
     v: VerifiedDescriptor,
     ts: f64,
 ) -> Result<Response, AppError> {
-    if apply_descriptor(&mut old, &v, ts)? {
-        check_move(s, &v, "rejected").await?;
+    let id = old.router_id.clone();
+    for attempt in 0..UPDATE_ATTEMPTS {
+        if apply_descriptor(&mut old, &v, ts)? {
+            check_move(s, &v, "rejected").await?;
+        }
+        if s.0.store.replace_router(&old, version).await? {
+            s.invalidate();
+            return Ok(Json(json!({
+                "status": "accepted",
+                "action": "updated",
+                "router_id": id,
+                "seed_id": s.seed_id(),
+            }))
+            .into_response());
+        }
+        backoff(attempt).await;
+        (old, version) = reread(s, &id, "rejected").await?;
     }
-    s.0.store.put_router(&old).await?;
-    s.invalidate();
-    Ok(Json(json!({
-        "status": "accepted",
-        "action": "updated",
-        "router_id": old.router_id,
-        "seed_id": s.seed_id(),
-    }))
-    .into_response())
+    Err(StoreError::Contention(id).into())
 }
 
 pub(super) async fn heartbeat(State(s): State<AppState>, body: Bytes) -> Response {
@@ -366,12 +412,7 @@ fn err(reason: &str) -> AppError {
 async fn heartbeat_inner(s: &AppState, body: &Bytes) -> Result<Response, AppError> {
     let o = object(body, "error")?;
     let router_id = required_str(&o, "router_id", "error", "missing_router_id")?.to_owned();
-    let Some(mut rec) = s.0.store.router(&router_id).await? else {
-        return Err(
-            AppError::with(StatusCode::NOT_FOUND, "error", "not_registered")
-                .field("hint", "Call /register first"),
-        );
-    };
+    let (mut rec, mut version) = reread(s, &router_id, "error").await?;
     let ts = fresh_timestamp(s, &o, "error")?;
     let _sig_ok = verify_body(&o, &router_id, "error")?;
     if ts <= rec.last_signed_ts {
@@ -381,33 +422,61 @@ async fn heartbeat_inner(s: &AppState, body: &Bytes) -> Result<Response, AppErro
     if o.contains_key("endpoints") && !o.contains_key("descriptor") {
         return Err(err("endpoints_require_descriptor"));
     }
-    if let Some(d) = o.get("descriptor") {
-        let v = SignedDescriptor::from_json(d)
-            .and_then(SignedDescriptor::verify)
-            .map_err(|e| err("invalid_descriptor").field("detail", e.to_string()))?;
-        if v.body().router_id.to_hex() != router_id {
-            return Err(err("invalid_descriptor").field("detail", "router_id mismatch"));
+    let desc = match o.get("descriptor") {
+        None => None,
+        Some(d) => Some(heartbeat_descriptor(d, &router_id)?),
+    };
+    // Optimistic read-modify-write: if another task or replica wrote the record since we read
+    // it, re-read and re-apply, so neither update is lost.
+    for attempt in 0..UPDATE_ATTEMPTS {
+        if ts <= rec.last_signed_ts {
+            return Err(err("replayed_request"));
         }
-        if apply_descriptor(&mut rec, &v, ts)? {
-            check_move(s, &v, "error").await?;
+        if let Some(v) = &desc
+            && apply_descriptor(&mut rec, v, ts)?
+        {
+            check_move(s, v, "error").await?;
         }
+        rec.last_signed_ts = ts;
+        apply_heartbeat(s, &mut rec, &metrics);
+        if s.0.store.replace_router(&rec, version).await? {
+            return Ok(heartbeat_answer(s, &rec));
+        }
+        backoff(attempt).await;
+        (rec, version) = reread(s, &router_id, "error").await?;
     }
-    rec.last_signed_ts = ts;
-    let warnings = apply_heartbeat(s, &mut rec, &metrics);
-    s.0.store.put_router(&rec).await?;
+    Err(StoreError::Contention(router_id).into())
+}
+
+fn heartbeat_descriptor(d: &Value, router_id: &str) -> Result<VerifiedDescriptor, AppError> {
+    let v = SignedDescriptor::from_json(d)
+        .and_then(SignedDescriptor::verify)
+        .map_err(|e| err("invalid_descriptor").field("detail", e.to_string()))?;
+    if v.body().router_id.to_hex() != router_id {
+        return Err(err("invalid_descriptor").field("detail", "router_id mismatch"));
+    }
+    Ok(v)
+}
+
+/// The answer to an accepted heartbeat; counts it and checks for bursts (§5.4).
+fn heartbeat_answer(s: &AppState, rec: &RouterRecord) -> Response {
+    let cfg = &s.0.cfg;
     s.0.metrics.heartbeat();
     let mut resp = json!({
         "status": "ok",
         "health_status": rec.health.status,
-        "router_id": router_id,
+        "router_id": rec.router_id,
         "seed_id": s.seed_id(),
-        "next_heartbeat_in": s.0.cfg.heartbeat_interval_seconds,
-        "reputation": (policy::trust_factor(&s.0.cfg, &rec.reputation) * 1000.0).round() / 1000.0,
+        "next_heartbeat_in": cfg.heartbeat_interval_seconds,
+        "reputation": (policy::trust_factor(cfg, &rec.reputation) * 1000.0).round() / 1000.0,
     });
-    if !warnings.is_empty() {
-        resp["warnings"] = json!(warnings);
+    if cfg.correlation_detection_enabled {
+        let (in_window, in_interval) = s.note_heartbeat(s.now());
+        if policy::heartbeat_burst(cfg, in_window, in_interval) {
+            resp["warnings"] = json!(["correlated_heartbeats"]);
+        }
     }
-    Ok(Json(resp).into_response())
+    Json(resp).into_response()
 }
 
 /// Heartbeat metrics, each optional, each a finite number in its range.
@@ -445,8 +514,8 @@ fn read_metrics(o: &Map<String, Value>) -> Result<HbMetrics, AppError> {
     Ok(out)
 }
 
-/// Effects of an accepted heartbeat (§4.1 heartbeat steps 1-6, §5.3-§5.5).
-fn apply_heartbeat(s: &AppState, rec: &mut RouterRecord, m: &HbMetrics) -> Vec<&'static str> {
+/// Effects of an accepted heartbeat on the record (§4.1 heartbeat steps 1-6, §5.3-§5.5).
+fn apply_heartbeat(s: &AppState, rec: &mut RouterRecord, m: &HbMetrics) {
     let cfg = &s.0.cfg;
     let now = s.now();
     rec.health.last_seen = now;
@@ -472,12 +541,4 @@ fn apply_heartbeat(s: &AppState, rec: &mut RouterRecord, m: &HbMetrics) -> Vec<&
     if was_visible != policy::discoverable(cfg, rec, now) {
         s.invalidate();
     }
-    let mut warnings = Vec::new();
-    if cfg.correlation_detection_enabled {
-        let (in_window, in_interval) = s.note_heartbeat(now);
-        if policy::heartbeat_burst(cfg, in_window, in_interval) {
-            warnings.push("correlated_heartbeats");
-        }
-    }
-    warnings
 }

@@ -2,12 +2,22 @@
 //!
 //! One `tokio_postgres::Client` pipelines the queries of all tasks. Every check-then-insert is
 //! a single `INSERT … ON CONFLICT DO NOTHING`, so replicas cannot both win a race (W29).
+//! Multi-table writes (a registration, a router replacement with its host index) are one
+//! statement with data-modifying CTEs, so they are atomic without a client-side transaction
+//! (which the shared pipelined client could not hold). A router's read-modify-write is
+//! optimistic: the record carries a version and the write is
+//! `UPDATE … WHERE version = $expected`; under READ COMMITTED a concurrent writer waits for
+//! the row lock, re-checks the version and matches no row, so the loser re-reads and
+//! re-applies its change instead of overwriting the winner's.
 
 use async_trait::async_trait;
 use serde_json::Value;
 use tokio_postgres::{Client, NoTls};
 
-use super::{PruneBefore, REG_COUNT_CAP, RegEvent, ReportEntry, ReportSummary, Store, StoreError};
+use super::{
+    EventSummary, NewRegistration, PruneBefore, REG_COUNT_CAP, RegEvent, RegisterOutcome,
+    ReportEntry, ReportSummary, Store, StoreError, Version,
+};
 use crate::policy::RegStats;
 use crate::record::RouterRecord;
 
@@ -32,7 +42,44 @@ CREATE TABLE IF NOT EXISTS reports (router_id TEXT NOT NULL, reporter_id TEXT NO
     received_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (router_id, reporter_id));
 CREATE TABLE IF NOT EXISTS flags (router_id TEXT PRIMARY KEY, flagged_at DOUBLE PRECISION NOT NULL);
 CREATE TABLE IF NOT EXISTS revocations (seed_id TEXT PRIMARY KEY, record TEXT NOT NULL);
+ALTER TABLE routers ADD COLUMN IF NOT EXISTS version BIGINT NOT NULL DEFAULT 0;
 ";
+
+/// Inserts a router and its host index unless the id exists; returns the number inserted.
+const INSERT_ROUTER: &str = "
+WITH r AS (INSERT INTO routers (router_id, record, version) VALUES ($1, $2, 0)
+           ON CONFLICT DO NOTHING RETURNING router_id),
+     h AS (INSERT INTO router_hosts (host, router_id)
+           SELECT x, r.router_id FROM r, unnest($3::text[]) AS x ON CONFLICT DO NOTHING)
+SELECT COUNT(*) FROM r";
+
+/// Replaces a router at version `$3` and rewrites its host index, in one statement.
+const REPLACE_ROUTER: &str = "
+WITH u AS (UPDATE routers SET record = $2, version = version + 1
+           WHERE router_id = $1 AND version = $3 RETURNING router_id),
+     d AS (DELETE FROM router_hosts WHERE router_id IN (SELECT router_id FROM u)
+           AND NOT (host = ANY($4::text[]))),
+     h AS (INSERT INTO router_hosts (host, router_id)
+           SELECT x, u.router_id FROM u, unnest($4::text[]) AS x ON CONFLICT DO NOTHING)
+SELECT COUNT(*) FROM u";
+
+/// A whole registration (see `Store::register_router`) in one statement. `$4` is the challenge
+/// id to spend, or NULL if the caller spent it already.
+const REGISTER: &str = "
+WITH ch AS (INSERT INTO spent_challenges (id, expires_at)
+            SELECT $4::text, $5::double precision WHERE $4::text IS NOT NULL
+            ON CONFLICT DO NOTHING RETURNING id),
+     ok AS (SELECT 1 AS one WHERE $4::text IS NULL OR EXISTS (SELECT 1 FROM ch)),
+     r AS (INSERT INTO routers (router_id, record, version) SELECT $1, $2, 0 FROM ok
+           ON CONFLICT DO NOTHING RETURNING router_id),
+     h AS (INSERT INTO router_hosts (host, router_id)
+           SELECT x, r.router_id FROM r, unnest($3::text[]) AS x ON CONFLICT DO NOTHING),
+     ev AS (INSERT INTO reg_events (ip, subnet, ts, success)
+            SELECT $6::text, $7::text, $8::double precision, TRUE FROM r
+            UNION ALL SELECT $6, $7, $8, FALSE WHERE NOT EXISTS (SELECT 1 FROM ok)),
+     ic AS (INSERT INTO ip_counts (ip, count, last) SELECT $6, 1, $8 FROM r
+            ON CONFLICT (ip) DO UPDATE SET count = ip_counts.count + 1, last = excluded.last)
+SELECT EXISTS (SELECT 1 FROM ok), EXISTS (SELECT 1 FROM r)";
 
 /// PostgreSQL-backed [`Store`].
 #[derive(Debug)]
@@ -57,23 +104,6 @@ impl PgStore {
             client.batch_execute(SCHEMA).await?;
         }
         Ok(Self { client })
-    }
-
-    async fn write_hosts(&self, rec: &RouterRecord) -> Result<(), StoreError> {
-        let c = &self.client;
-        c.execute(
-            "DELETE FROM router_hosts WHERE router_id = $1",
-            &[&rec.router_id],
-        )
-        .await?;
-        for h in rec.hosts() {
-            c.execute(
-                "INSERT INTO router_hosts (host, router_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                &[&h, &rec.router_id],
-            )
-            .await?;
-        }
-        Ok(())
     }
 }
 
@@ -101,39 +131,74 @@ impl Store for PgStore {
         )
     }
 
-    async fn router(&self, id: &str) -> Result<Option<RouterRecord>, StoreError> {
+    async fn router_versioned(
+        &self,
+        id: &str,
+    ) -> Result<Option<(RouterRecord, Version)>, StoreError> {
         let row = self
             .client
-            .query_opt("SELECT record FROM routers WHERE router_id = $1", &[&id])
+            .query_opt(
+                "SELECT record, version FROM routers WHERE router_id = $1",
+                &[&id],
+            )
             .await?;
-        row.map(|r| decode(r.get(0))).transpose()
+        row.map(|r| Ok((decode(r.get(0))?, r.get(1)))).transpose()
     }
 
     async fn insert_router(&self, rec: &RouterRecord) -> Result<bool, StoreError> {
         let text = serde_json::to_string(rec)?;
-        let n = self
+        let row = self
             .client
-            .execute(
-                "INSERT INTO routers (router_id, record) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                &[&rec.router_id, &text],
-            )
+            .query_one(INSERT_ROUTER, &[&rec.router_id, &text, &rec.hosts()])
             .await?;
-        if n == 1 {
-            self.write_hosts(rec).await?;
-        }
-        Ok(n == 1)
+        Ok(row.get::<_, i64>(0) == 1)
     }
 
-    async fn put_router(&self, rec: &RouterRecord) -> Result<(), StoreError> {
+    async fn replace_router(
+        &self,
+        rec: &RouterRecord,
+        expected: Version,
+    ) -> Result<bool, StoreError> {
         let text = serde_json::to_string(rec)?;
-        self.client
-            .execute(
-                "INSERT INTO routers (router_id, record) VALUES ($1, $2)
-                 ON CONFLICT (router_id) DO UPDATE SET record = excluded.record",
-                &[&rec.router_id, &text],
+        let row = self
+            .client
+            .query_one(
+                REPLACE_ROUTER,
+                &[&rec.router_id, &text, &expected, &rec.hosts()],
             )
             .await?;
-        self.write_hosts(rec).await
+        Ok(row.get::<_, i64>(0) == 1)
+    }
+
+    async fn register_router(
+        &self,
+        reg: &NewRegistration<'_>,
+    ) -> Result<RegisterOutcome, StoreError> {
+        let rec = reg.record;
+        let text = serde_json::to_string(rec)?;
+        let (ch, exp) = reg.challenge.unzip();
+        let ev = reg.event;
+        let row = self
+            .client
+            .query_one(
+                REGISTER,
+                &[
+                    &rec.router_id,
+                    &text,
+                    &rec.hosts(),
+                    &ch,
+                    &exp,
+                    &ev.ip,
+                    &ev.subnet,
+                    &ev.ts,
+                ],
+            )
+            .await?;
+        Ok(match (row.get::<_, bool>(0), row.get::<_, bool>(1)) {
+            (false, _) => RegisterOutcome::ChallengeReused,
+            (true, false) => RegisterOutcome::AlreadyRegistered,
+            (true, true) => RegisterOutcome::Registered,
+        })
     }
 
     async fn remove_router(&self, id: &str) -> Result<(), StoreError> {
@@ -242,6 +307,22 @@ impl Store for PgStore {
             )
             .await?;
         Ok(count(row.get(0)))
+    }
+
+    async fn event_summary(&self, since: f64) -> Result<EventSummary, StoreError> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT COUNT(*), COUNT(DISTINCT ip), COUNT(DISTINCT subnet) FROM reg_events
+                 WHERE ts >= $1",
+                &[&since],
+            )
+            .await?;
+        Ok(EventSummary {
+            total: count(row.get(0)),
+            unique_ips: count(row.get(1)),
+            unique_subnets: count(row.get(2)),
+        })
     }
 
     async fn put_report(
