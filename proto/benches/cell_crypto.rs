@@ -13,18 +13,17 @@
 //! * `cell_crypto/batch`: the batch entry points with 1, 16 and 64 cells per call (time is
 //!   per call; divide by the batch size for the cost per cell).
 //!
-//! Relay peels and client opens need cells sealed in sequence for a fresh counter, so their
-//! setup builds a new circuit and its cells outside the timed region (`iter_batched_ref`);
-//! a criterion batch holds at most about 128 cells, so inputs stay in the L2 cache as a
-//! relay's just-received cells would.
-
+//! Relay peels and client opens need cells sealed in sequence for their counters, so they
+//! run in pools: an untimed setup builds a fresh circuit (or link) and up to
+//! [`POOL_CELLS`] cells for it, and only the peels or opens are timed
+//! ([`fixtures::time_pooled`]).
 #![allow(
     missing_docs,
     reason = "criterion_group! generates an undocumented `pub fn`"
 )]
 
-#[path = "support/circuit.rs"]
-mod circuit;
+#[path = "support/fixtures.rs"]
+mod fixtures;
 
 use criterion::{
     BatchSize, BenchmarkId, Criterion, Throughput, black_box, criterion_group, criterion_main,
@@ -32,13 +31,13 @@ use criterion::{
 use ournet_proto::cell::{
     BODY_LEN, CELL_LEN, CellCmd, CellHeader, CircId, PAYLOAD_LEN, TAG_AREA_LEN, TAG_LEN,
 };
+use ournet_proto::link::LinkCrypto;
+use ournet_proto::onion::ClientCircuitCrypto;
+use rand_chacha::ChaCha20Rng;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, Tag, UnboundKey};
 
-use circuit::{HOPS, circuit, link_pair, relay_with_cells, rng};
+use fixtures::{HOPS, POOL_CELLS, circuit, link_pair, relay_with_cells, rng, time_pooled};
 
-/// Cells per criterion batch for inputs that a setup must build: enough to make the timer's
-/// cost negligible, few enough to stay cache-resident.
-const POOL_CELLS: u64 = 128;
 /// Batch sizes for the batch entry points.
 const BATCHES: [usize; 3] = [1, 16, 64];
 
@@ -47,9 +46,9 @@ fn per_cell(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(BODY_LEN as u64));
     let mut rng = rng(1);
     let mut body = vec![0x5a_u8; BODY_LEN];
-
     let keys: Vec<LessSafeKey> = (0..HOPS).map(|i| gcm_key(i as u8)).collect();
     let mut seq = 0u64;
+
     group.bench_function("gcm_seal_body (ceiling)", |b| {
         b.iter(|| {
             seq += 1;
@@ -71,23 +70,15 @@ fn per_cell(c: &mut Criterion) {
             let tag = gcm_seal(&keys[0], seq, black_box(&mut header));
             keys[0]
                 .open_in_place_separate_tag(nonce(seq), Aad::empty(), tag, &mut header, 0..)
-                .expect("tag made just above");
+                .expect("tag made just above")
+                .len()
         });
     });
-
-    let mut open_seq = 0u64;
     group.bench_function("gcm_open_payload_aad (GCM part of a peel)", |b| {
         b.iter_batched_ref(
             || {
-                open_seq += 1;
-                let mut area = [0x5a_u8; TAG_AREA_LEN];
-                let (tag_slot, aad) = area.split_at_mut(TAG_LEN);
-                let mut payload = vec![0x5a_u8; PAYLOAD_LEN];
-                let tag = keys[0]
-                    .seal_in_place_separate_tag(nonce(open_seq), Aad::from(&*aad), &mut payload)
-                    .expect("buffer within GCM's length limit");
-                tag_slot.copy_from_slice(tag.as_ref());
-                (open_seq, area, payload)
+                seq += 1;
+                sealed_payload(&keys[0], seq)
             },
             |(seq, area, payload)| {
                 let (tag, aad) = area.split_at(TAG_LEN);
@@ -100,42 +91,49 @@ fn per_cell(c: &mut Criterion) {
             BatchSize::NumIterations(POOL_CELLS),
         );
     });
+
     group.bench_function("relay_peel_forward", |b| {
-        b.iter_batched_ref(
-            || relay_with_cells(&mut rng, BODY_LEN, 1),
-            |(relay, cells)| {
-                relay
-                    .peel_forward(black_box(&mut cells[0]))
-                    .expect("cells come in sequence")
-            },
-            BatchSize::NumIterations(POOL_CELLS),
-        );
+        b.iter_custom(|iters| {
+            time_pooled(
+                iters,
+                POOL_CELLS,
+                |k| relay_with_cells(&mut rng, BODY_LEN, k),
+                |(relay, cells)| {
+                    for cell in cells {
+                        relay.peel_forward(cell).expect("cells come in sequence");
+                    }
+                },
+            )
+        });
     });
     let (mut client, mut relays) = circuit(&mut rng, HOPS);
     group.bench_function("relay_seal_backward", |b| {
         b.iter(|| {
             relays[0]
                 .seal_backward(black_box(&mut body))
-                .expect("counter far from exhausted")
+                .expect("counter far from exhausted");
         });
     });
     group.bench_function("client_wrap_forward_3hop", |b| {
         b.iter(|| {
             client
                 .seal_forward(black_box(&mut body), &mut rng)
-                .expect("circuit has hops")
+                .expect("circuit has hops");
         });
     });
     group.bench_function("client_open_backward_3hop", |b| {
-        b.iter_batched_ref(
-            || backward_cell(&mut rng),
-            |(client, body)| {
-                client
-                    .open_backward(black_box(body))
-                    .expect("cell sealed by every hop")
-            },
-            BatchSize::NumIterations(POOL_CELLS),
-        );
+        b.iter_custom(|iters| {
+            time_pooled(
+                iters,
+                POOL_CELLS,
+                |k| backward_cells(&mut rng, k),
+                |(client, cells)| {
+                    for cell in cells {
+                        client.open_backward(cell).expect("sealed by every hop");
+                    }
+                },
+            )
+        });
     });
 
     let (mut send, mut recv) = link_pair(&mut rng);
@@ -166,65 +164,88 @@ fn batch(c: &mut Criterion) {
     let mut rng = rng(2);
     for n in BATCHES {
         group.throughput(Throughput::Bytes((BODY_LEN * n) as u64));
-        let per_batch = (POOL_CELLS / n as u64).max(4);
+        let per_pool = POOL_CELLS / n as u64;
         group.bench_function(BenchmarkId::new("relay_peel_forward_batch", n), |b| {
-            b.iter_batched_ref(
-                || relay_with_cells(&mut rng, BODY_LEN, n),
-                |(relay, cells)| {
-                    relay
-                        .peel_forward_batch(black_box(cells))
-                        .expect("cells come in sequence")
-                },
-                BatchSize::NumIterations(per_batch),
-            );
+            b.iter_custom(|iters| {
+                time_pooled(
+                    iters,
+                    per_pool,
+                    |k| relay_with_cells(&mut rng, BODY_LEN, k * n),
+                    |(relay, cells)| {
+                        for batch in cells.chunks_mut(n) {
+                            relay
+                                .peel_forward_batch(batch)
+                                .expect("cells come in sequence");
+                        }
+                    },
+                )
+            });
         });
         group.bench_function(BenchmarkId::new("link_open_batch (RELAY)", n), |b| {
-            b.iter_batched_ref(
-                || link_cells(&mut rng, n),
-                |(recv, cells, headers)| {
-                    recv.open_batch(black_box(cells), headers)
-                        .expect("cells come in sequence")
-                },
-                BatchSize::NumIterations(per_batch),
-            );
+            b.iter_custom(|iters| {
+                time_pooled(
+                    iters,
+                    per_pool,
+                    |k| link_cells(&mut rng, k * n),
+                    |(recv, cells, headers)| {
+                        for batch in cells.chunks_mut(n) {
+                            headers.clear();
+                            recv.open_batch(batch, headers)
+                                .expect("cells come in sequence");
+                        }
+                    },
+                )
+            });
         });
     }
     group.finish();
 }
 
-/// A fresh 3-hop circuit's client and one backward cell that every hop has sealed, last hop
-/// first, as the client receives it.
-fn backward_cell(
-    rng: &mut rand_chacha::ChaCha20Rng,
-) -> (ournet_proto::onion::ClientCircuitCrypto, Vec<u8>) {
-    let (client, mut relays) = circuit(rng, HOPS);
-    let mut body = vec![0u8; BODY_LEN];
-    body[TAG_AREA_LEN..].fill(0x5a);
-    for relay in relays.iter_mut().rev() {
-        relay
-            .seal_backward(&mut body)
-            .expect("counter far from exhausted");
-    }
-    (client, body)
+/// A key, its sequence number, and a RELAY payload it sealed with the tag area (tag in slot 0,
+/// the other slots as AAD), as a relay's peel opens it.
+fn sealed_payload(key: &LessSafeKey, seq: u64) -> (u64, [u8; TAG_AREA_LEN], Vec<u8>) {
+    let mut area = [0x5a_u8; TAG_AREA_LEN];
+    let (tag_slot, aad) = area.split_at_mut(TAG_LEN);
+    let mut payload = vec![0x5a_u8; PAYLOAD_LEN];
+    let tag = key
+        .seal_in_place_separate_tag(nonce(seq), Aad::from(&*aad), &mut payload)
+        .expect("buffer within GCM's length limit");
+    tag_slot.copy_from_slice(tag.as_ref());
+    (seq, area, payload)
 }
 
-/// A fresh link's receiving end and `n` RELAY cells its peer sealed, with room for the
+/// A fresh 3-hop circuit's client and `k` backward cells that every hop sealed, last hop
+/// first, in the order the client receives them.
+fn backward_cells(rng: &mut ChaCha20Rng, k: usize) -> (ClientCircuitCrypto, Vec<Vec<u8>>) {
+    let (client, mut relays) = circuit(rng, HOPS);
+    let cells = (0..k)
+        .map(|_| {
+            let mut body = vec![0u8; BODY_LEN];
+            body[TAG_AREA_LEN..].fill(0x5a);
+            for relay in relays.iter_mut().rev() {
+                relay
+                    .seal_backward(&mut body)
+                    .expect("counter far from exhausted");
+            }
+            body
+        })
+        .collect();
+    (client, cells)
+}
+
+/// A fresh link's receiving end and `k` RELAY cells its peer sealed, with room for the
 /// headers `open_batch` returns.
 fn link_cells(
-    rng: &mut rand_chacha::ChaCha20Rng,
-    n: usize,
-) -> (
-    ournet_proto::link::LinkCrypto,
-    Vec<[u8; CELL_LEN]>,
-    Vec<CellHeader>,
-) {
+    rng: &mut ChaCha20Rng,
+    k: usize,
+) -> (LinkCrypto, Vec<[u8; CELL_LEN]>, Vec<CellHeader>) {
     let (mut send, recv) = link_pair(rng);
-    let mut cells = vec![[0x5a_u8; CELL_LEN]; n];
+    let mut cells = vec![[0x5a_u8; CELL_LEN]; k];
     for cell in &mut cells {
         send.seal(relay_header(), cell)
             .expect("sequence far from exhausted");
     }
-    (recv, cells, Vec::with_capacity(n))
+    (recv, cells, Vec::with_capacity(k))
 }
 
 fn relay_header() -> CellHeader {

@@ -16,15 +16,13 @@
 )]
 #![allow(clippy::print_stdout, reason = "the bench prints its padding table")]
 
-#[path = "support/circuit.rs"]
-mod circuit;
+#[path = "support/fixtures.rs"]
+mod fixtures;
 
-use criterion::{
-    BatchSize, BenchmarkId, Criterion, Throughput, black_box, criterion_group, criterion_main,
-};
+use criterion::{BenchmarkId, Criterion, Throughput, black_box, criterion_group, criterion_main};
 use ournet_proto::cell::{CELL_LEN, CellCmd, CellHeader, CircId, HEADER_LEN, TAG_AREA_LEN};
 
-use circuit::{link_pair, relay_with_cells, rng};
+use fixtures::{POOL_CELLS, link_pair, relay_with_cells, rng, time_pooled};
 
 /// Cell sizes compared.
 const CELL_SIZES: [usize; 3] = [512, 1024, 2048];
@@ -32,8 +30,6 @@ const CELL_SIZES: [usize; 3] = [512, 1024, 2048];
 const MESSAGES: [usize; 2] = [100, 4096];
 /// Bytes of the relay header inside the onion payload (command and length).
 const RELAY_HEADER_LEN: usize = 3;
-/// Cells per criterion batch (see `cell_crypto.rs`).
-const POOL_CELLS: u64 = 128;
 
 /// Usable payload bytes in one cell of `cell` bytes.
 fn usable(cell: usize) -> usize {
@@ -69,18 +65,21 @@ fn cell_size(c: &mut Criterion) {
     for cell in CELL_SIZES {
         group.throughput(Throughput::Bytes(usable(cell) as u64));
         group.bench_function(BenchmarkId::from_parameter(cell), |b| {
-            b.iter_batched_ref(
-                || relay_with_cells(&mut rng, cell - HEADER_LEN, 1),
-                |(relay, cells)| {
-                    send.seal(header, black_box(&mut head))
-                        .expect("sequence far from exhausted");
-                    recv.open(black_box(&mut head)).expect("sealed just above");
-                    relay
-                        .peel_forward(black_box(&mut cells[0]))
-                        .expect("cells come in sequence");
-                },
-                BatchSize::NumIterations(POOL_CELLS),
-            );
+            b.iter_custom(|iters| {
+                time_pooled(
+                    iters,
+                    POOL_CELLS,
+                    |k| relay_with_cells(&mut rng, cell - HEADER_LEN, k),
+                    |(relay, cells)| {
+                        for body in cells {
+                            send.seal(header, black_box(&mut head))
+                                .expect("sequence far from exhausted");
+                            recv.open(black_box(&mut head)).expect("sealed just above");
+                            relay.peel_forward(body).expect("cells come in sequence");
+                        }
+                    },
+                )
+            });
         });
     }
     group.finish();
