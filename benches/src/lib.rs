@@ -1,5 +1,10 @@
 //! ournet-bench: the local network with a live report, and load generators.
 //!
-//! Not built yet: this crate is filled by issue 6. It is a workspace member now so that the
-//! layout of the design exists from the start; it holds no code that pretends to work.
+//! * [`localnet`]: the main job (issue 6): a seed, relays and client nodes as processes on
+//!   loopback, with a live terminal report.
+//! * [`load`]: the relay load generator (issue 5), with the same workloads through a private
+//!   Tor network for ratios.
 #![forbid(unsafe_code)]
+
+pub mod load;
+pub mod localnet;
