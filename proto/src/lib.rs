@@ -22,6 +22,7 @@
 //! | compatibility | [`reference`](mod@reference) (the Python reference's formats, for interop only) |
 #![forbid(unsafe_code)]
 
+pub mod address;
 pub mod canonical_json;
 pub mod cell;
 pub mod circuit;
