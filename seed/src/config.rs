@@ -110,7 +110,9 @@ pub struct SeedConfig {
     pub verify_pow: bool,
 
     // --- probing ---
-    /// Probe a new or moved endpoint (`GET /health` must answer 200). Default true.
+    /// Probe a new or moved endpoint: a link handshake with the keys its descriptor publishes
+    /// must complete (the reference sent `GET /health`, which a relay does not speak).
+    /// Default true.
     pub probe_endpoints: bool,
     /// Probe timeout. Default 5 s.
     pub probe_timeout_seconds: f64,

@@ -5,6 +5,7 @@
 //! signed heartbeats, health-monitor state, reputation) lives beside it and is served in the
 //! unsigned `health` object.
 
+use ournet_proto::keys::{EncryptionPublicKey, IdentityPublicKey};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -122,6 +123,14 @@ impl RouterRecord {
     /// The descriptor's endpoints.
     pub fn endpoints(&self) -> Vec<String> {
         self.str_list("endpoints")
+    }
+
+    /// The identity and link key the descriptor publishes, for a link-handshake probe.
+    pub fn link_keys(&self) -> Option<(IdentityPublicKey, EncryptionPublicKey)> {
+        let hex = |k: &str| self.descriptor.get(k).and_then(Value::as_str);
+        let identity = IdentityPublicKey::from_hex(hex("router_id")?).ok()?;
+        let link_key = EncryptionPublicKey::from_hex(hex("link_key")?).ok()?;
+        Some((identity, link_key))
     }
 
     /// The descriptor's feature tags.

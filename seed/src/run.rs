@@ -13,7 +13,7 @@ use crate::clock::SystemClock;
 use crate::config::SeedConfig;
 use crate::http::{app, metrics_app};
 use crate::policy::asn::AsnTable;
-use crate::probe::{FixedProber, HttpProber, Prober};
+use crate::probe::{FixedProber, LinkProber, Prober};
 use crate::state::AppState;
 use crate::store::Store;
 use crate::store::postgres::PgStore;
@@ -75,7 +75,7 @@ pub async fn build_state(cfg: SeedConfig) -> anyhow::Result<AppState> {
         None => Arc::new(SqliteStore::open_dir(&cfg.data_dir).context("opening sqlite store")?),
     };
     let prober: Arc<dyn Prober> = if cfg.probe_endpoints {
-        Arc::new(HttpProber {
+        Arc::new(LinkProber {
             timeout: Duration::from_secs_f64(cfg.probe_timeout_seconds.max(0.001)),
         })
     } else {

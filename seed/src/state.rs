@@ -14,7 +14,7 @@ use crate::config::SeedConfig;
 use crate::metrics::Metrics;
 use crate::policy::asn::AsnTable;
 use crate::policy::{self, Preferences, TickOutcome};
-use crate::probe::Prober;
+use crate::probe::{ProbeTarget, Prober};
 use crate::record::RouterRecord;
 use crate::store::{IP_COUNT_RETENTION_SECONDS, PruneBefore, Store, StoreError, update_router};
 
@@ -373,7 +373,11 @@ impl AppState {
         routers.truncate(probe_sample);
         for mut rec in routers.iter().cloned() {
             let first = rec.endpoints().first().cloned().unwrap_or_default();
-            let result = self.0.prober.probe_detail(&first).await;
+            let target = ProbeTarget {
+                endpoint: &first,
+                keys: rec.link_keys(),
+            };
+            let result = self.0.prober.probe_detail(target).await;
             let now = self.now();
             if let Some(m) = rec.monitor.as_mut() {
                 policy::apply_probe(m, result, now);

@@ -13,14 +13,14 @@ use serde_json::Value;
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A seed configuration for local test networks: low PoW difficulty (rising per registration
-/// from one IP, so relays on one host meet the adaptive path), no endpoint probes (the seed
-/// probes `GET /health`, which a relay's link port does not speak), no caching of `/discover`
-/// and no registration rate limit.
+/// from one IP, so relays on one host meet the adaptive path), endpoint probes on (the seed
+/// completes a link handshake with each registering relay's published keys), no caching of
+/// `/discover` and no registration rate limit.
 pub const TEST_SEED_CONFIG: &str = "
 pow_difficulty_base = 4
 pow_difficulty_second = 6
 pow_difficulty_third_plus = 8
-probe_endpoints = false
+probe_endpoints = true
 discover_cache_seconds = 0.0
 rate_limit_enabled = false
 ";

@@ -20,6 +20,7 @@ use serde_json::{Map, Value, json};
 use super::{ClientIp, counted, fresh_timestamp, object, required_str, verify_body};
 use crate::error::AppError;
 use crate::policy::{self, RegStats};
+use crate::probe::ProbeTarget;
 use crate::record::{Health, RouterRecord};
 use crate::state::AppState;
 use crate::store::{
@@ -153,7 +154,7 @@ async fn check_move(
     if collides_with_other(s, &v.body().endpoints, &id).await? {
         return Err(AppError::bad(status_word, "endpoint_collision"));
     }
-    probe_first(s, &v.body().endpoints)
+    probe_first(s, v)
         .await
         .map_err(|_| AppError::bad(status_word, "unreachable"))
 }
@@ -234,12 +235,20 @@ fn check_pow(
     Ok(Some(fresh))
 }
 
-async fn probe_first(s: &AppState, endpoints: &[String]) -> Result<(), AppError> {
+async fn probe_first(s: &AppState, v: &VerifiedDescriptor) -> Result<(), AppError> {
     if !s.0.cfg.probe_endpoints {
         return Ok(());
     }
-    let first = endpoints.first().map(String::as_str).unwrap_or_default();
-    if s.0.prober.probe(first).await {
+    let body = v.body();
+    let target = ProbeTarget {
+        endpoint: body
+            .endpoints
+            .first()
+            .map(String::as_str)
+            .unwrap_or_default(),
+        keys: Some((body.router_id, body.link_key)),
+    };
+    if s.0.prober.probe(target).await {
         Ok(())
     } else {
         Err(rejected("unreachable"))
@@ -268,7 +277,7 @@ async fn register_new(
             record_event(s, ip, false).await?;
             return Err(rejected("challenge_reused"));
         }
-        probe_first(s, &v.body().endpoints).await?;
+        probe_first(s, &v).await?;
     }
     let cfg = &s.0.cfg;
     let now = s.now();
