@@ -46,6 +46,7 @@ mod extend;
 mod home;
 mod lifecycle;
 mod pressure;
+mod sched;
 mod sweep;
 #[cfg(test)]
 mod tests;
@@ -190,6 +191,7 @@ impl Relay {
     /// The socket of `id` took everything [`Relay::take_output`] gave: circuits that were
     /// waiting for room on it may originate more.
     pub fn handle_writable(&mut self, now: Instant, id: ConnId) {
+        self.refill_from_sched(now, id);
         let blocked = match self.conns.get_mut(&id) {
             Some(conn) => std::mem::take(&mut conn.blocked),
             None => return,

@@ -17,6 +17,7 @@ use crate::core::CircKey;
 pub mod acks;
 pub mod limits;
 pub mod offline;
+pub mod qos;
 
 pub use offline::{OfflineRefused, Queued};
 
@@ -47,6 +48,7 @@ struct Inner {
     offline: offline::OfflineQueue,
     acks: acks::AckRoutes,
     ips: limits::IpLimits,
+    qos: qos::QosBook,
     connections: usize,
 }
 
@@ -71,10 +73,23 @@ impl Directory {
                     l.circuit_rate_per_sec,
                     l.circuit_burst,
                 ),
+                qos: qos::QosBook::new(unix_now()),
                 connections: 0,
             }),
             max_connections: l.max_connections,
         }
+    }
+
+    /// Records how long an authenticated peer has been connected (QoS input).
+    pub fn qos_observe(&self, peer: &[u8; 32], kind: qos::PeerKind, age: std::time::Duration) {
+        self.lock()
+            .qos
+            .observe(peer, kind, age.as_secs_f64(), unix_now());
+    }
+
+    /// The link-scheduler weight of a circuit from `peer` (`None`: anonymous).
+    pub fn qos_weight(&self, peer: Option<&[u8; 32]>) -> u32 {
+        self.lock().qos.weight(peer, unix_now())
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -210,4 +225,11 @@ pub struct DirectoryStats {
     pub ack_routes: usize,
     /// Open connections.
     pub connections: usize,
+}
+
+/// Unix seconds, for the QoS book (the proto QoS manager takes wall-clock time).
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }

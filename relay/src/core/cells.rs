@@ -12,6 +12,7 @@ use ournet_proto::link_msg::{DestroyReason, LinkMsg};
 
 use super::circuits::Dir;
 use super::conn::{QueueError, is_circuit_cmd};
+use super::sched::{CONGESTED_BYTES, ORIGIN_BURST_CELLS, SchedError};
 use super::{CircKey, ConnId, Relay};
 use crate::metrics::{self, DropKind};
 
@@ -110,7 +111,8 @@ impl Relay {
             return;
         }
         conn.circuits += 1;
-        self.circuits.insert(hop, (id, circ_id));
+        let weight = self.ctx.directory.qos_weight(conn.peer_identity.as_ref());
+        self.circuits.insert(hop, (id, circ_id), weight);
         metrics::add(&self.metrics.circuits_created, 1);
         metrics::set(&self.metrics.circuits, self.circuits.len() as u64);
         self.want_flush(id);
@@ -164,7 +166,8 @@ impl Relay {
         self.send_relay(now, key, out, out_id, array);
     }
 
-    /// Seals and queues a RELAY cell on `(out, out_id)`; a full link destroys the circuit.
+    /// Seals and queues a RELAY cell on `(out, out_id)`: straight into the link's output while
+    /// it keeps up, through the QoS scheduler ([`super::sched`]) while it is congested.
     pub(super) fn send_relay(
         &mut self,
         now: Instant,
@@ -174,12 +177,23 @@ impl Relay {
         cell: &mut [u8; CELL_LEN],
     ) {
         let cap = self.ctx.config.limits.conn_out_bytes;
+        let weight = self.circuits.get_mut(key).map_or(1, |c| c.weight);
+        let Some(conn) = self.conns.get_mut(&out) else {
+            return;
+        };
+        if !conn.sched.is_idle() || conn.outbuf.len() >= CONGESTED_BYTES {
+            return match conn.sched.push(key, out_id, weight, cell, cap) {
+                Ok(()) => {}
+                Err(SchedError::CircuitFull) => {
+                    self.metrics.count_drop(DropKind::ResourceLimit);
+                    self.destroy_circuit(now, key, DestroyReason::RESOURCE_LIMIT, None);
+                }
+                Err(SchedError::LinkFull) => self.shed_heaviest(now, out, key, out_id, cell),
+            };
+        }
         let header = CellHeader {
             circ_id: Some(out_id),
             cmd: CellCmd::RELAY,
-        };
-        let Some(conn) = self.conns.get_mut(&out) else {
-            return;
         };
         match conn.queue_cell(now, header, cell, cap) {
             Ok(()) => {
@@ -191,6 +205,61 @@ impl Relay {
                 self.destroy_circuit(now, key, DestroyReason::RESOURCE_LIMIT, None);
             }
             Err(_) => self.destroy_circuit(now, key, DestroyReason::NONE, None),
+        }
+    }
+
+    /// The link `out` is full: destroys the circuit with the most cells queued on it, and
+    /// queues `cell` if its own circuit was not that one.
+    fn shed_heaviest(
+        &mut self,
+        now: Instant,
+        out: ConnId,
+        key: CircKey,
+        out_id: CircId,
+        cell: &[u8; CELL_LEN],
+    ) {
+        let heaviest = self.conns.get(&out).and_then(|c| c.sched.heaviest());
+        let victim = heaviest.unwrap_or(key);
+        self.metrics.count_drop(DropKind::MemoryShed);
+        self.destroy_circuit(now, victim, DestroyReason::RESOURCE_LIMIT, None);
+        if victim == key {
+            return;
+        }
+        let cap = self.ctx.config.limits.conn_out_bytes;
+        let weight = self.circuits.get_mut(key).map_or(1, |c| c.weight);
+        if let Some(conn) = self.conns.get_mut(&out)
+            && conn.sched.push(key, out_id, weight, cell, cap).is_err()
+        {
+            self.destroy_circuit(now, key, DestroyReason::RESOURCE_LIMIT, None);
+        }
+    }
+
+    /// Moves cells from `id`'s scheduler into its output until the link is congested again
+    /// (called when the backend has written everything it had).
+    pub(super) fn refill_from_sched(&mut self, now: Instant, id: ConnId) {
+        let cap = self.ctx.config.limits.conn_out_bytes;
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let mut moved = 0u64;
+        while conn.outbuf.len() < CONGESTED_BYTES {
+            let Some((circ_id, mut buf)) = conn.sched.pop() else {
+                break;
+            };
+            let header = CellHeader {
+                circ_id: Some(circ_id),
+                cmd: CellCmd::RELAY,
+            };
+            let sealed = conn.queue_cell(now, header, &mut buf, cap).is_ok();
+            conn.sched.recycle(buf);
+            if !sealed {
+                break;
+            }
+            moved += 1;
+        }
+        if moved > 0 {
+            metrics::add(&self.metrics.cells_out, moved);
+            self.want_flush(id);
         }
     }
 
@@ -239,6 +308,7 @@ impl Relay {
             if let Some(conn) = self.conns.get_mut(&conn_id) {
                 conn.circuits = conn.circuits.saturating_sub(1);
                 conn.pending.retain(|p| p.circ_id != circ_id);
+                let _dropped = conn.sched.remove(key);
             }
             if skip != Some(conn_id) {
                 self.send_destroy(now, conn_id, circ_id, reason);
@@ -283,7 +353,9 @@ impl Relay {
             let Some(conn) = self.conns.get_mut(&prev) else {
                 return;
             };
-            if conn.outbuf.len() >= half {
+            if conn.outbuf.len() + conn.sched.queued_bytes() >= half
+                || conn.sched.queued_cells(key) >= ORIGIN_BURST_CELLS
+            {
                 if !circ.blocked {
                     circ.blocked = true;
                     conn.blocked.push(key);

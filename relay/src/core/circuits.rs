@@ -26,6 +26,8 @@ pub(super) struct Circ {
     /// RELAY cells handled lately (halved every sweep): the circuit's share of the traffic,
     /// which back pressure reads to find the heaviest circuits.
     pub(super) recent_cells: u32,
+    /// The link scheduler's weight for this circuit's cells (its QoS tier).
+    pub(super) weight: u32,
 }
 
 /// Which way a cell on a leg travels.
@@ -48,7 +50,7 @@ pub(super) struct Circuits {
 
 impl Circuits {
     /// Adds a circuit whose CREATE came on `prev`.
-    pub(super) fn insert(&mut self, hop: RelayCircuit, prev: Leg) -> CircKey {
+    pub(super) fn insert(&mut self, hop: RelayCircuit, prev: Leg, weight: u32) -> CircKey {
         self.next_key += 1;
         let key = CircKey(self.next_key);
         self.map.insert(
@@ -59,6 +61,7 @@ impl Circuits {
                 next: None,
                 blocked: false,
                 recent_cells: 0,
+                weight,
             },
         );
         self.index(prev, key);

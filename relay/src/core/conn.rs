@@ -19,6 +19,7 @@ use ournet_proto::link_msg::LinkMsg;
 use rand_core::{CryptoRng, RngCore};
 
 use super::CircKey;
+use super::sched::LinkSched;
 
 /// The longest first flight a responder waits for: preamble, length and the largest Noise
 /// message the handshake allows. More bytes without a completed handshake is garbage.
@@ -91,6 +92,12 @@ pub(super) struct Conn {
     pub(super) relay_peer: bool,
     /// Reading is paused by back pressure ([`super::Action::PauseRead`]).
     pub(super) read_paused: bool,
+    /// Circuits' cells waiting while the link is congested (QoS-weighted).
+    pub(super) sched: LinkSched,
+    /// The peer's proven identity (relay links), for its QoS tier.
+    pub(super) peer_identity: Option<[u8; 32]>,
+    /// When the link handshake completed.
+    pub(super) opened_at: Option<Instant>,
 }
 
 impl Conn {
@@ -130,6 +137,9 @@ impl Conn {
             blocked: Vec::new(),
             relay_peer: initiator,
             read_paused: false,
+            sched: LinkSched::default(),
+            peer_identity: None,
+            opened_at: None,
         }
     }
 
@@ -165,6 +175,8 @@ impl Conn {
             binding: est.channel_binding,
         }));
         self.deadline = None;
+        self.opened_at = Some(now);
+        self.peer_identity = peer.map(|p| p.to_bytes());
         self.relay_peer |= peer.is_some();
         peer
     }

@@ -7,7 +7,7 @@
 //! sender's circuit is remembered for the ACK, which only the recipient's own home circuit
 //! can take back.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ournet_proto::circuit::{MAX_QUEUED_BYTES, RelayEvent};
 use ournet_proto::relay_msg::DeliveryStatus;
@@ -15,6 +15,7 @@ use ournet_proto::relay_msg::DeliveryStatus;
 use super::extend::ExtendReq;
 use super::{CircKey, Relay};
 use crate::cross::CrossMsg;
+use crate::directory::qos::PeerKind;
 use crate::directory::{CircLoc, Route};
 use crate::metrics::{self, DropKind};
 
@@ -212,6 +213,7 @@ impl Relay {
     }
 
     fn on_home(&mut self, now: Instant, key: CircKey, identity: [u8; 32]) {
+        self.score_home(now, key, &identity);
         let queued = self
             .ctx
             .directory
@@ -234,6 +236,19 @@ impl Relay {
         for (message_id, envelope) in refused {
             let _status = self.queue_offline(now, identity, message_id, envelope);
         }
+    }
+
+    /// Scores a node that just proved its identity (its link's age is its uptime) and gives
+    /// its home circuit the weight of its QoS tier.
+    fn score_home(&mut self, now: Instant, key: CircKey, identity: &[u8; 32]) {
+        let Some(circ) = self.circuits.get_mut(key) else {
+            return;
+        };
+        let since = self.conns.get(&circ.prev.0).and_then(|c| c.opened_at);
+        let age = since.map_or(Duration::ZERO, |s| now.saturating_duration_since(s));
+        let directory = &self.ctx.directory;
+        directory.qos_observe(identity, PeerKind::Home, age);
+        circ.weight = directory.qos_weight(Some(identity));
     }
 
     /// A delivery or ACK another worker handed over.

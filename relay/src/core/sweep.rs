@@ -8,6 +8,7 @@ use ournet_proto::link::channel::TimeoutAction;
 use ournet_proto::link_msg::DestroyReason;
 
 use super::{ConnId, Relay};
+use crate::directory::qos::PeerKind;
 use crate::metrics::{self, DropKind};
 
 impl Relay {
@@ -17,6 +18,7 @@ impl Relay {
             self.begin_drain(now + timeout);
         }
         self.sweep_conns(now);
+        self.observe_relay_peers(now);
         self.enforce_memory_cap(now);
         self.update_gauges();
         if self.worker == 0 {
@@ -26,6 +28,17 @@ impl Relay {
             && (self.circuits.len() == 0 || now >= deadline)
         {
             self.shutdown_all(now);
+        }
+    }
+
+    /// Feeds the QoS book how long each relay peer has been linked (see
+    /// `directory::qos`); once per sweep per link, never per cell.
+    fn observe_relay_peers(&self, now: Instant) {
+        for conn in self.conns.values() {
+            if let (Some(peer), Some(since)) = (conn.peer_identity, conn.opened_at) {
+                let age = now.saturating_duration_since(since);
+                self.ctx.directory.qos_observe(&peer, PeerKind::Relay, age);
+            }
         }
     }
 
@@ -81,7 +94,11 @@ impl Relay {
     }
 
     fn update_gauges(&mut self) {
-        let out: usize = self.conns.values().map(|c| c.outbuf.len()).sum();
+        let out: usize = self
+            .conns
+            .values()
+            .map(|c| c.outbuf.len() + c.sched.queued_bytes())
+            .sum();
         metrics::set(&self.metrics.out_queue_bytes, out as u64);
         metrics::set(&self.metrics.circuits, self.circuits.len() as u64);
         let limits = &self.ctx.config.limits;
