@@ -4,10 +4,14 @@
 //! ready line each prints and kills them on drop. [`client`] is a minimal blocking test
 //! client built on `ournet-proto` alone (link handshake, channel, `ClientCircuit`): enough to
 //! drive circuits over real TCP until `client/` exists. [`seed`] starts `ournet-seed` the same
-//! way. Test files are in `tests/tests/`.
+//! way. [`fault`] is a TCP fault proxy (latency, held-back segments, stalls, resets) and
+//! [`netns`] makes network namespaces, for runs where nodes and relays sit on different hosts.
+//! Test files are in `tests/tests/`.
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, reason = "test code")]
 
 pub mod client;
+pub mod fault;
+pub mod netns;
 pub mod relay;
 pub mod seed;

@@ -101,13 +101,23 @@ impl RelayProc {
         Self::start_with(bin, backend, "127.0.0.1:0", extra)
     }
 
+    /// As [`RelayProc::start_on`], inside the network namespace `ns` (its control address is
+    /// then reachable only from inside `ns`).
+    pub fn start_in(ns: &crate::netns::Netns, backend: &str, listen: &str, extra: &[&str]) -> Self {
+        Self::launch(ns.command(relay_bin()), backend, listen, extra)
+    }
+
     fn start_with(bin: &std::path::Path, backend: &str, listen: &str, extra: &[&str]) -> Self {
+        Self::launch(Command::new(bin), backend, listen, extra)
+    }
+
+    fn launch(mut cmd: Command, backend: &str, listen: &str, extra: &[&str]) -> Self {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let data_dir =
             std::env::temp_dir().join(format!("ournet-e2e-{}-{n}-{}", std::process::id(), backend));
         let _ = std::fs::remove_dir_all(&data_dir);
-        let mut child = Command::new(bin)
+        let mut child = cmd
             .args(["--listen", listen, "--control", "127.0.0.1:0"])
             .args(["--workers", "2", "--no-pin", "--drain-timeout", "1"])
             .args([

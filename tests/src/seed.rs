@@ -44,6 +44,15 @@ pub struct SeedProc {
 impl SeedProc {
     /// Starts a seed with `config` (TOML) and waits for its address.
     pub fn start(config: &str) -> Self {
+        Self::launch(Command::new(seed_bin()), config, "127.0.0.1:0")
+    }
+
+    /// As [`SeedProc::start`], inside the network namespace `ns`, listening on `listen`.
+    pub fn start_in(ns: &crate::netns::Netns, config: &str, listen: &str) -> Self {
+        Self::launch(ns.command(seed_bin()), config, listen)
+    }
+
+    fn launch(mut cmd: Command, config: &str, listen: &str) -> Self {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let data_dir =
@@ -52,10 +61,10 @@ impl SeedProc {
         std::fs::create_dir_all(&data_dir).unwrap();
         let config_file = data_dir.join("seed.toml");
         std::fs::write(&config_file, config).unwrap();
-        let mut child = Command::new(seed_bin())
+        let mut child = cmd
             .arg("--config")
             .arg(&config_file)
-            .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+            .args(["--listen", listen, "--metrics-listen", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(data_dir.join("data"))
             .env("RUST_LOG", "warn")

@@ -1,0 +1,233 @@
+//! Nodes and relays on different hosts (network namespaces joined by a veth pair), every link
+//! through a fault proxy: 20 ms RTT per hop, 1 % of segments held back 200 ms, occasional
+//! stalls. A seed and five relays run on the "relay host"; the node side runs on the "node
+//! host" and knows only the seed's address.
+//!
+//! Each relay advertises its proxy's address, so client links, relay-to-relay links (EXTEND)
+//! and the seed's reachability probes all cross a proxy. The test needs root and iproute2
+//! (`scripts/deps` installs iproute2; CI runs as root): where namespaces cannot be made it
+//! fails and says why, rather than passing without running.
+#![allow(clippy::unwrap_used, clippy::print_stderr, reason = "test code")]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::{IpAddr, SocketAddr};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ournet_proto::circuit::{ClientEvent, PathHop};
+use ournet_proto::descriptor::{SignedDescriptor, verify_router_list};
+use ournet_proto::envelope::{AckToken, decrypt_message, encrypt_message_with_ack};
+use ournet_proto::keys::{EncryptionKeypair, IdentityKeypair, IdentityPublicKey};
+use ournet_proto::relay_msg::DeliveryStatus;
+use ournet_tests::client::{Circ, Link, rng};
+use ournet_tests::netns::{self, Netns, veth};
+use ournet_tests::relay::{RelayProc, backends};
+use ournet_tests::seed::{SeedProc, TEST_SEED_CONFIG};
+use serde_json::Value;
+
+const RELAYS: usize = 5;
+const SEED_ADDR: &str = "10.1.0.1:8470";
+const NODE_IP: [u8; 4] = [10, 200, 0, 1];
+const WAIT: Duration = Duration::from_secs(120);
+
+/// The proxy process; killed on drop. Its last counters line is kept.
+struct Proxy {
+    child: Child,
+    last: Arc<Mutex<Value>>,
+}
+
+impl Proxy {
+    fn start(ns: &Netns, maps: &[String]) -> Self {
+        let mut child = ns
+            .command(env!("CARGO_BIN_EXE_ournet-fault-proxy"))
+            .args(maps)
+            .args(["--delay-ms", "10", "--hold-pct", "1", "--hold-ms", "200"])
+            .args(["--stall-pct", "0.2", "--stall-ms", "300", "--seed", "7"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut ready = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut ready)
+            .unwrap();
+        assert_eq!(ready.trim(), "ready");
+        let last = Arc::new(Mutex::new(Value::Null));
+        let (stderr, keep) = (child.stderr.take().unwrap(), last.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str(&line) {
+                    *keep.lock().unwrap() = v;
+                }
+            }
+        });
+        Self { child, last }
+    }
+
+    fn counter(&self, name: &str) -> u64 {
+        self.last.lock().unwrap()[name].as_u64().unwrap_or(0)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn verified_hops(answer: &Value) -> HashMap<String, PathHop> {
+    let seed_key = IdentityPublicKey::from_hex(answer["seed_key"].as_str().unwrap()).unwrap();
+    let _ok = verify_router_list(answer.as_object().unwrap(), &seed_key).unwrap();
+    let mut hops = HashMap::new();
+    for entry in answer["routers"].as_array().unwrap() {
+        let v = SignedDescriptor::from_json(entry)
+            .and_then(SignedDescriptor::verify)
+            .unwrap();
+        let body = v.body();
+        let hop = PathHop {
+            identity: body.router_id,
+            onion_key: body.onion_key,
+            link_key: body.link_key,
+            addr: body.endpoints[0].parse().unwrap(),
+        };
+        hops.insert(body.router_id.to_hex(), hop);
+    }
+    hops
+}
+
+#[test]
+fn nodes_and_relays_on_different_hosts_through_a_faulty_20ms_network() {
+    if let Err(why) = netns::available() {
+        panic!("network namespaces are needed (run as root with iproute2): {why}");
+    }
+    let relay_host = Netns::new("relays").unwrap();
+    let node_host = Netns::new("nodes").unwrap();
+    // The relay host has its own address and one address per proxy, each in its own /16 so
+    // the seed serves every relay (one per /16).
+    let relay_addrs: Vec<String> = (1..=RELAYS + 1).map(|i| format!("10.{i}.0.1/8")).collect();
+    let relay_addrs: Vec<&str> = relay_addrs.iter().map(String::as_str).collect();
+    veth(&relay_host, &relay_addrs, &node_host, &["10.200.0.1/8"]).unwrap();
+
+    let listen = |i: usize| format!("10.1.0.1:{}", 9101 + i);
+    let advertised = |i: usize| format!("10.{}.0.1:9001", i + 2);
+    let maps: Vec<String> = (0..RELAYS)
+        .map(|i| format!("{}={}", advertised(i), listen(i)))
+        .collect();
+    let proxy = Proxy::start(&relay_host, &maps);
+    let seed = SeedProc::start_in(&relay_host, TEST_SEED_CONFIG, SEED_ADDR);
+    let seed_url = format!("http://{SEED_ADDR}");
+    let kinds = backends();
+    let relays: Vec<RelayProc> = (0..RELAYS)
+        .map(|i| {
+            let extra = ["--seed-url", &seed_url, "--advertise-addr", &advertised(i)];
+            RelayProc::start_in(&relay_host, &kinds[i % kinds.len()], &listen(i), &extra)
+        })
+        .collect();
+    let ids: Vec<String> = relays.iter().map(|r| r.info.identity.to_hex()).collect();
+
+    // Everything below runs on the node host.
+    let node_side = std::thread::spawn(move || {
+        node_host.enter_current_thread().unwrap();
+        let deadline = Instant::now() + WAIT;
+        let hops = loop {
+            let hops = verified_hops(&seed.discover(20));
+            if ids.iter().all(|id| hops.contains_key(id)) {
+                break hops;
+            }
+            assert!(Instant::now() < deadline, "relays never all registered");
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        let path: Vec<PathHop> = ids[..3].iter().map(|id| hops[id].clone()).collect();
+        for (i, hop) in path.iter().enumerate() {
+            assert_eq!(hop.addr, advertised(i).parse::<SocketAddr>().unwrap());
+        }
+        exchange(&path)
+    });
+    let rtt = node_side.join().unwrap();
+    eprintln!("3-hop PING RTT across the faulty network: {rtt:?}");
+    // Three links of 20 ms RTT each lie on the path: the delay really is there.
+    assert!(rtt >= Duration::from_millis(60), "{rtt:?}");
+    std::thread::sleep(Duration::from_millis(1100));
+    assert!(
+        proxy.counter("connections") >= 3,
+        "links crossed the proxies"
+    );
+    assert!(proxy.counter("held") > 0, "segments were held back");
+    drop(relays);
+}
+
+/// Bob homes on the path's last relay; Alice sends him messages of mixed sizes over the
+/// 3-hop path; each is delivered, opened and acknowledged end to end. Returns a PING RTT.
+fn exchange(path: &[PathHop]) -> Duration {
+    let from: IpAddr = NODE_IP.into();
+    let mut r = rng();
+    let (alice, bob, bob_enc) = (
+        IdentityKeypair::generate(&mut r),
+        IdentityKeypair::generate(&mut r),
+        EncryptionKeypair::generate(&mut r),
+    );
+    let link = Link::connect_from(from, &path[2]);
+    let binding = link.binding;
+    let mut home = Circ::build_on(link, vec![path[2].clone()]).unwrap();
+    home.circ.home_auth(&bob, &binding).unwrap();
+    home.wait_for(|e| matches!(e, ClientEvent::HomeAuthed { .. }))
+        .unwrap();
+    let mut sender = Circ::build_on(Link::connect_from(from, &path[0]), path.to_vec()).unwrap();
+    for (n, size) in [1usize, 100, 925, 5_000, 60_000, 300_000]
+        .into_iter()
+        .enumerate()
+    {
+        let id = [n as u8 + 1; 16];
+        let content: Vec<u8> = (0..size).map(|i| (i * 7 + n) as u8).collect();
+        let (envelope, token) =
+            encrypt_message_with_ack(&mut r, &alice, &bob_enc.public(), id, 1, &content).unwrap();
+        sender
+            .circ
+            .send_message(id, bob.public().to_bytes(), envelope)
+            .unwrap();
+        let status = sender
+            .wait_for(|e| matches!(e, ClientEvent::DeliveryStatus { .. }))
+            .unwrap();
+        let delivered = ClientEvent::DeliveryStatus {
+            message_id: id,
+            status: DeliveryStatus::DELIVERED,
+        };
+        assert_eq!(status, delivered);
+        let ClientEvent::Message { envelope, .. } = home
+            .wait_for(|e| matches!(e, ClientEvent::Message { .. }))
+            .unwrap()
+        else {
+            unreachable!()
+        };
+        let opened = decrypt_message(&bob_enc, &envelope).unwrap();
+        assert_eq!(opened.content(), content.as_slice(), "message {n} intact");
+        assert_eq!(opened.sender(), &alice.public());
+        home.circ
+            .send_ack(id, opened.ack_token().to_bytes())
+            .unwrap();
+        home.flush();
+        let ack = sender
+            .wait_for(|e| matches!(e, ClientEvent::Ack { .. }))
+            .unwrap();
+        let ClientEvent::Ack {
+            message_id,
+            ack_token,
+        } = ack
+        else {
+            unreachable!()
+        };
+        assert_eq!(message_id, id);
+        assert_eq!(
+            AckToken::from_bytes(ack_token),
+            token,
+            "the ACK proves receipt"
+        );
+    }
+    let started = Instant::now();
+    sender.circ.send_ping(42).unwrap();
+    sender.wait_for(|e| *e == ClientEvent::Pong(42)).unwrap();
+    started.elapsed()
+}
