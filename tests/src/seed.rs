@@ -7,6 +7,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use ournet_proto::circuit::PathHop;
+use ournet_proto::descriptor::{SignedDescriptor, verify_router_list};
+use ournet_proto::keys::IdentityPublicKey;
 use serde_json::Value;
 
 /// How long the seed may take to print its address before the test fails.
@@ -144,4 +147,27 @@ impl Drop for SeedProc {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.data_dir);
     }
+}
+
+/// The relays of a `/discover` answer whose list signature (against the answer's own seed
+/// key) and two descriptor signatures verify, as path hops by router id.
+pub fn verified_hops(answer: &Value) -> std::collections::HashMap<String, PathHop> {
+    let seed_key = IdentityPublicKey::from_hex(answer["seed_key"].as_str().unwrap()).unwrap();
+    let _list_ok =
+        verify_router_list(answer.as_object().unwrap(), &seed_key).expect("list signature");
+    let mut hops = std::collections::HashMap::new();
+    for entry in answer["routers"].as_array().unwrap() {
+        let verified = SignedDescriptor::from_json(entry)
+            .and_then(SignedDescriptor::verify)
+            .expect("a descriptor with valid router and descriptor signatures");
+        let body = verified.body();
+        let hop = PathHop {
+            identity: body.router_id,
+            onion_key: body.onion_key,
+            link_key: body.link_key,
+            addr: body.endpoints[0].parse().unwrap(),
+        };
+        hops.insert(body.router_id.to_hex(), hop);
+    }
+    hops
 }

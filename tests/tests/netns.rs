@@ -9,7 +9,6 @@
 //! fails and says why, rather than passing without running.
 #![allow(clippy::unwrap_used, clippy::print_stderr, reason = "test code")]
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, SocketAddr};
 use std::process::{Child, Stdio};
@@ -17,14 +16,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ournet_proto::circuit::{ClientEvent, PathHop};
-use ournet_proto::descriptor::{SignedDescriptor, verify_router_list};
 use ournet_proto::envelope::{AckToken, decrypt_message, encrypt_message_with_ack};
-use ournet_proto::keys::{EncryptionKeypair, IdentityKeypair, IdentityPublicKey};
+use ournet_proto::keys::{EncryptionKeypair, IdentityKeypair};
 use ournet_proto::relay_msg::DeliveryStatus;
 use ournet_tests::client::{Circ, Link, rng};
 use ournet_tests::netns::{self, Netns, veth};
 use ournet_tests::relay::{RelayProc, backends};
-use ournet_tests::seed::{SeedProc, TEST_SEED_CONFIG};
+use ournet_tests::seed::{SeedProc, TEST_SEED_CONFIG, verified_hops};
 use serde_json::Value;
 
 const RELAYS: usize = 5;
@@ -76,26 +74,6 @@ impl Drop for Proxy {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn verified_hops(answer: &Value) -> HashMap<String, PathHop> {
-    let seed_key = IdentityPublicKey::from_hex(answer["seed_key"].as_str().unwrap()).unwrap();
-    let _ok = verify_router_list(answer.as_object().unwrap(), &seed_key).unwrap();
-    let mut hops = HashMap::new();
-    for entry in answer["routers"].as_array().unwrap() {
-        let v = SignedDescriptor::from_json(entry)
-            .and_then(SignedDescriptor::verify)
-            .unwrap();
-        let body = v.body();
-        let hop = PathHop {
-            identity: body.router_id,
-            onion_key: body.onion_key,
-            link_key: body.link_key,
-            addr: body.endpoints[0].parse().unwrap(),
-        };
-        hops.insert(body.router_id.to_hex(), hop);
-    }
-    hops
 }
 
 #[test]

@@ -3,19 +3,15 @@
 //! message, under every backend the relay ships.
 #![allow(clippy::unwrap_used, reason = "test code")]
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use ournet_proto::circuit::{ClientEvent, PathHop};
-use ournet_proto::descriptor::{SignedDescriptor, verify_router_list};
 use ournet_proto::envelope::{decrypt_message, encrypt_message_with_ack};
-use ournet_proto::keys::{EncryptionKeypair, IdentityKeypair, IdentityPublicKey};
+use ournet_proto::keys::{EncryptionKeypair, IdentityKeypair};
 use ournet_proto::relay_msg::DeliveryStatus;
 use ournet_tests::client::{Circ, Link, rng};
 use ournet_tests::relay::{RelayProc, backends};
-use ournet_tests::seed::{SeedProc, TEST_SEED_CONFIG};
-use serde_json::Value;
+use ournet_tests::seed::{SeedProc, TEST_SEED_CONFIG, verified_hops};
 
 /// Turns a hang into a failure; nothing asserts how long anything took.
 const WAIT: Duration = Duration::from_secs(120);
@@ -30,29 +26,6 @@ fn wait_until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
         assert!(Instant::now() < deadline, "gave up waiting: {what}");
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// The discovered relays whose two descriptor signatures verify, by router id.
-fn verified_hops(answer: &Value) -> HashMap<String, PathHop> {
-    let seed_key = IdentityPublicKey::from_hex(answer["seed_key"].as_str().unwrap()).unwrap();
-    let _list_ok =
-        verify_router_list(answer.as_object().unwrap(), &seed_key).expect("list signature");
-    let mut hops = HashMap::new();
-    for entry in answer["routers"].as_array().unwrap() {
-        let verified = SignedDescriptor::from_json(entry)
-            .and_then(SignedDescriptor::verify)
-            .expect("a descriptor with valid router and descriptor signatures");
-        let body = verified.body();
-        let addr: SocketAddr = body.endpoints[0].parse().unwrap();
-        let hop = PathHop {
-            identity: body.router_id,
-            onion_key: body.onion_key,
-            link_key: body.link_key,
-            addr,
-        };
-        hops.insert(body.router_id.to_hex(), hop);
-    }
-    hops
 }
 
 #[test]

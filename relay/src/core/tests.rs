@@ -201,28 +201,7 @@ impl MemCircuit {
     ) -> Self {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let (conn, mut channel, binding) = link_as(r, &mut rng, now, own);
-        let keys = &r.ctx.keys;
-        let hop = ournet_proto::circuit::PathHop {
-            identity: keys.identity.public(),
-            onion_key: keys.onion.public(),
-            link_key: keys.link.link_public(),
-            addr: ([127, 0, 0, 1], 1).into(),
-        };
-        let (mut circ, htype, hdata) = ClientCircuit::build(&mut rng, now, vec![hop]).unwrap();
-        let create = LinkMsg::Create {
-            htype,
-            hdata: &hdata,
-        };
-        let cell = channel
-            .encode_msg(now, CircId::new(0x8000_0001), &create)
-            .unwrap();
-        r.handle_input(now, conn, &cell);
-        let mut out = output(r, conn);
-        let got = channel.decode(now, &mut out).unwrap().unwrap();
-        let Ok(LinkMsg::Created { hdata }) = got.link_msg() else {
-            panic!("expected CREATED")
-        };
-        circ.handle_created(&mut rng, hdata).unwrap();
+        let circ = circuit_on(r, conn, &mut channel, &mut rng, now, 0x8000_0001);
         Self {
             conn,
             channel,
@@ -234,17 +213,8 @@ impl MemCircuit {
 
     /// Sends what the client queued and takes what the relay sent back.
     fn pump(&mut self, r: &mut Relay, now: Instant) -> Vec<ournet_proto::circuit::ClientEvent> {
-        let mut body = [0u8; ournet_proto::cell::BODY_LEN];
-        while self.circ.poll_forward(&mut self.rng, &mut body).unwrap() {
-            let mut cell = [0u8; ournet_proto::cell::CELL_LEN];
-            cell[ournet_proto::cell::HEADER_LEN..].copy_from_slice(&body);
-            let header = ournet_proto::cell::CellHeader {
-                circ_id: CircId::new(0x8000_0001),
-                cmd: ournet_proto::cell::CellCmd::RELAY,
-            };
-            self.channel.encode(now, header, &mut cell).unwrap();
-            r.handle_input(now, self.conn, &cell);
-        }
+        let (conn, channel, rng) = (self.conn, &mut self.channel, &mut self.rng);
+        send_forward(r, conn, channel, rng, &mut self.circ, now, 0x8000_0001);
         let mut out = output(r, self.conn);
         while let Some(mut cell) = self.channel.decode(now, &mut out).unwrap() {
             self.circ
