@@ -124,6 +124,8 @@ pub struct Relay {
     circuits: Circuits,
     relay_links: HashMap<[u8; 32], ConnId>,
     actions: VecDeque<Action>,
+    /// Cells of one read, opened together (reused so a batch allocates nothing new).
+    in_batch: Vec<ournet_proto::link::channel::InCell>,
     next_sweep: Instant,
     back_pressure: BackPressure,
     draining: Option<Instant>,
@@ -144,6 +146,7 @@ impl Relay {
             circuits: Circuits::default(),
             relay_links: HashMap::new(),
             actions: VecDeque::new(),
+            in_batch: Vec::new(),
             next_sweep: now + SWEEP_INTERVAL,
             back_pressure: BackPressure::default(),
             draining: None,

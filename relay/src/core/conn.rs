@@ -156,13 +156,20 @@ impl Conn {
         matches!(self.state, ConnState::Open(_))
     }
 
-    /// Takes the next cell off `inbuf`. `Err(None)`: not open (or closing), stop reading;
-    /// `Err(Some(e))`: the link failed and must close.
-    pub(super) fn decode(&mut self, now: Instant) -> Result<Option<InCell>, Option<LinkError>> {
+    /// Takes every complete cell off `inbuf` into `out`, their headers opened in one batch
+    /// (`Channel::decode_batch`). `Err(None)`: not open (or closing), stop
+    /// reading; `Err(Some(e))`: the link failed and must close. The cells before a bad one
+    /// are in `out`.
+    pub(super) fn decode_batch(
+        &mut self,
+        now: Instant,
+        out: &mut Vec<InCell>,
+    ) -> Result<usize, Option<LinkError>> {
         match &mut self.state {
-            ConnState::Open(link) if !self.closing => {
-                link.channel.decode(now, &mut self.inbuf).map_err(Some)
-            }
+            ConnState::Open(link) if !self.closing => link
+                .channel
+                .decode_batch(now, &mut self.inbuf, out)
+                .map_err(Some),
             _ => Err(None),
         }
     }

@@ -28,16 +28,24 @@ impl Relay {
             Step::Fail(kind) => return self.close_conn(now, id, kind),
             Step::Opened => {}
         }
-        while let Some(conn) = self.conns.get_mut(&id) {
-            match conn.decode(now) {
-                Ok(Some(cell)) => {
-                    metrics::add(&self.metrics.cells_in, 1);
-                    self.on_cell(now, id, cell);
-                }
-                Ok(None) => return,
-                Err(None) => return,
-                Err(Some(_)) => return self.close_conn(now, id, DropKind::LinkForged),
+        // Every complete cell of this read is opened in one batch (one pipelined AES call for
+        // all headers), then handled in order; a cell that closes the link drops the rest.
+        let mut batch = std::mem::take(&mut self.in_batch);
+        let result = match self.conns.get_mut(&id) {
+            Some(conn) => conn.decode_batch(now, &mut batch),
+            None => Err(None),
+        };
+        metrics::add(&self.metrics.cells_in, batch.len() as u64);
+        for cell in batch.drain(..) {
+            if self.conns.get(&id).is_none_or(|c| c.closing) {
+                break;
             }
+            self.on_cell(now, id, cell);
+        }
+        batch.clear();
+        self.in_batch = batch;
+        if let Err(Some(_)) = result {
+            self.close_conn(now, id, DropKind::LinkForged);
         }
     }
 
