@@ -2,9 +2,10 @@
 //!
 //! Where the reference trusts whatever a seed says, this client:
 //!
-//! * uses an answer only if its list signature verifies under a **pinned** seed key, and each
-//!   router only if both its descriptor signatures verify (W1); failures are dropped and
-//!   counted in [`DiscoveryStats`];
+//! * uses an answer only if its list signature verifies under a **pinned** seed key and its
+//!   signed timestamp is fresh (no replayed old lists), and each router only if both its
+//!   descriptor signatures verify (W1); failures are dropped and counted in
+//!   [`DiscoveryStats`];
 //! * asks a seed whenever the cache holds fewer eligible relays than asked for (W34), and
 //!   applies `exclude` itself (W22) and /16 + ASN diversity (W21, [`select_diverse_routers`]);
 //! * verifies revocations exactly as the seed does (`ournet_proto::revocation`), from a list
@@ -44,7 +45,7 @@ pub use select::{Subnet, select_diverse_routers};
 
 use crate::directory::{DirectoryError, Preferences, RelayDirectory, RelayInfo};
 use seeds::{SeedEntry, SeedList};
-use verify::{AnswerError, VerifiedAnswer, verify_answer};
+use verify::{Freshness, VerifiedAnswer, verify_answer};
 
 /// Most routers one `/discover` request asks for (the seed's clamp).
 const MAX_REQUEST: usize = 20;
@@ -68,6 +69,9 @@ pub struct DiscoveryConfig {
     pub cache_ttl: Duration,
     /// Whole-request timeout per seed (reference: 10 s).
     pub request_timeout: Duration,
+    /// Oldest (or furthest in the future) signed answer `timestamp` accepted, so a replayed
+    /// old list is refused. Covers the seed's answer cache and clock skew. Default 10 min.
+    pub max_answer_age: Duration,
     /// Order seeds within a group by health score (reference: on).
     pub order_seeds_by_health: bool,
     /// Ask seeds named in `other_seeds` after the pinned ones.
@@ -86,6 +90,7 @@ impl Default for DiscoveryConfig {
             seeds: Vec::new(),
             cache_ttl: Duration::from_secs(21_600),
             request_timeout: Duration::from_secs(10),
+            max_answer_age: Duration::from_secs(600),
             order_seeds_by_health: true,
             learn_other_seeds: true,
             revocation_authorities: Vec::new(),
@@ -435,17 +440,21 @@ impl DiscoveryClient {
         let mut st = self.lock();
         let st = &mut *st;
         let trusted = trusted_keys(&st.seeds.entries, &self.cfg.seeds, &st.revocations, now);
+        let fresh = Freshness {
+            now,
+            max_age: self.cfg.max_answer_age.as_secs_f64(),
+        };
         let verdict = match result {
             Err(e) => Err(e.to_string()),
             Ok(a) if a.status != 200 => Err(format!("status {}", a.status)),
-            Ok(a) => verify_answer(&a.body, key, &trusted).map_err(|e| {
+            Ok(a) => verify_answer(&a.body, key, &trusted, fresh).map_err(|e| {
                 st.stats.signature_failures += 1;
                 e.to_string()
             }),
         };
         let verdict = verdict.and_then(|a| {
             if st.revocations.is_revoked(&a.seed_id, now) {
-                Err(AnswerError::UnpinnedKey.to_string() + " (seed revoked)")
+                Err(format!("seed {} is revoked", a.seed_id))
             } else {
                 Ok(a)
             }

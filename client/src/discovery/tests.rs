@@ -106,7 +106,7 @@ impl World {
         let mut m = json!({
             "seed_id": key.public().to_hex(),
             "seed_key": key.public().to_hex(),
-            "timestamp": 1000.0,
+            "timestamp": unix_now(),
             "routers": routers,
             "other_seeds": [],
         })
@@ -200,6 +200,25 @@ async fn a_tampered_list_is_never_trusted_and_the_next_seed_is_asked() {
         c.discover_routers(3, &none(), false).await.unwrap().len(),
         3
     );
+}
+
+#[tokio::test]
+async fn a_replayed_old_answer_is_refused() {
+    let mut w = World::new();
+    let routers = w.routers(2);
+    let mut old = w.answer(0, &routers);
+    old.as_object_mut().unwrap().remove("seed_signature");
+    old["timestamp"] = json!(unix_now() - 3600.0);
+    let mut m = old.as_object().cloned().unwrap();
+    sign_router_list(&w.seeds[0], &mut m).unwrap();
+    let t = Arc::new(Canned::default());
+    t.set(A, "/discover", 200, &Value::Object(m));
+    let c = client(w.config(Duration::from_secs(600)), &t);
+    assert!(c.discover_routers(2, &none(), false).await.is_err());
+    let a = &c.get_seed_health_report()[0];
+    let error = a.health.last_error.as_deref().unwrap();
+    assert!(error.contains("stale"), "{error}");
+    assert_eq!(c.get_stats().seed_failures, 2, "A refused, B down");
 }
 
 #[tokio::test]

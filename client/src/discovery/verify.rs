@@ -50,10 +50,26 @@ pub enum AnswerError {
     /// The list signature is missing or does not verify.
     #[error("seed list signature does not verify")]
     BadListSignature,
+    /// The signed `timestamp` is missing or further from now than allowed: an old answer
+    /// replayed (by the seed's network path or a learned seed) to steer clients to relays
+    /// that have since gone or been compromised.
+    #[error("seed answer is stale or from the future")]
+    Stale,
+}
+
+/// When an answer may be used: its signed `timestamp` within `max_age` of `now` (unix
+/// seconds, both directions).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Freshness {
+    /// Wall-clock now (unix seconds).
+    pub now: f64,
+    /// Largest accepted distance between `timestamp` and `now`, in seconds.
+    pub max_age: f64,
 }
 
 /// Verifies an answer's list signature under `expected` (the key pinned for this URL) or,
-/// for a URL with no key of its own, any key in `trusted`; then verifies every router.
+/// for a URL with no key of its own, any key in `trusted`, and its freshness; then verifies
+/// every router.
 ///
 /// # Errors
 /// [`AnswerError`]; the answer must not be used at all then.
@@ -61,6 +77,7 @@ pub fn verify_answer(
     body: &[u8],
     expected: Option<&IdentityPublicKey>,
     trusted: &[IdentityPublicKey],
+    fresh: Freshness,
 ) -> Result<VerifiedAnswer, AnswerError> {
     let Ok(Value::Object(answer)) = serde_json::from_slice::<Value>(body) else {
         return Err(AnswerError::NotJson);
@@ -79,6 +96,10 @@ pub fn verify_answer(
     }
     let _list_ok =
         verify_router_list(&answer, &named).map_err(|_| AnswerError::BadListSignature)?;
+    let ts = answer.get("timestamp").and_then(Value::as_f64);
+    if ts.is_none_or(|t| (t - fresh.now).abs() > fresh.max_age) {
+        return Err(AnswerError::Stale);
+    }
     let (relays, rejected) = verify_routers(&answer);
     Ok(VerifiedAnswer {
         seed_id: answer
