@@ -161,7 +161,8 @@ fn none() -> Preferences {
 #[tokio::test]
 async fn a_verified_answer_gives_relays_usable_as_path_hops() {
     let mut w = World::new();
-    let routers = w.routers(3);
+    let mut routers = w.routers(3);
+    routers[0]["asn"] = json!(64_500);
     let t = Arc::new(Canned::default());
     t.set(A, "/discover", 200, &w.answer(0, &routers));
     let c = client(w.config(Duration::from_secs(600)), &t);
@@ -173,6 +174,7 @@ async fn a_verified_answer_gives_relays_usable_as_path_hops() {
         assert_eq!(r.hop.link_key.to_hex(), entry["link_key"].as_str().unwrap());
         assert_eq!(r.load, Some(0.1));
     }
+    assert_eq!((got[0].asn, got[1].asn), (Some(64_500), None));
     let s = c.get_stats();
     assert_eq!(
         (s.queries, s.seed_successes, s.signature_failures),
