@@ -92,7 +92,10 @@ fn sysctls(snap: &HostSnapshot, dropin: Option<&str>, out: &mut Plan) {
     for f in fixes {
         out.changes.push(Change {
             path: sysctl_path(f.key),
-            current: snap.sysctls.get(f.key).cloned(),
+            current: snap
+                .sysctls
+                .get(f.key)
+                .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" ")),
             new: f.value,
             why: format!("{}: live value", f.key),
         });

@@ -138,7 +138,7 @@ fn nofile(snap: &HostSnapshot) -> Finding {
     );
     let fix = match severity {
         Severity::Ok | Severity::Info => String::new(),
-        _ => "LimitNOFILE=1048576 in the unit (deploy/ournet-relay.service); by hand: \
+        _ => "LimitNOFILE=1048576 in the unit (deploy/systemd/ournet-relay.service); by hand: \
               ulimit -n 1048576"
             .to_owned(),
     };
