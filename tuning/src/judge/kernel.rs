@@ -51,17 +51,20 @@ fn kernel(snap: &HostSnapshot) -> Finding {
 fn io_uring(snap: &HostSnapshot) -> Finding {
     let state = &snap.io_uring;
     let disabled = state.disabled_sysctl.unwrap_or(0);
+    let sysctl = state
+        .disabled_sysctl
+        .map_or("absent (before 6.6)".to_owned(), |d| d.to_string());
     let current = match &state.probe {
         Some(UringProbe::Ok {
             ext_arg,
             multishot_recv,
         }) => format!(
-            "ring set up (ext_arg {}, 6.0 opcodes {}), io_uring_disabled={disabled}",
+            "ring set up (ext_arg {}, 6.0 opcodes {}), io_uring_disabled={sysctl}",
             yes(*ext_arg),
             yes(*multishot_recv)
         ),
         Some(UringProbe::Failed { error }) => {
-            format!("ring setup failed: {error}, io_uring_disabled={disabled}")
+            format!("ring setup failed: {error}, io_uring_disabled={sysctl}")
         }
         None => "not probed (not Linux)".to_owned(),
     };
