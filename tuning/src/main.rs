@@ -1,11 +1,7 @@
 //! `ournet-tune`: check (and on request tune) a host for an our-network relay.
 //! See `ournet-tune --help` and `docs/OPERATORS.md`.
 #![forbid(unsafe_code)]
-#![allow(
-    clippy::print_stdout,
-    reason = "a CLI: the table, JSON and plan go to stdout"
-)]
-
+use std::io::Write as _;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -91,13 +87,21 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Command::Snapshot { relay_config } => {
             let snap = host(relay_config.as_deref())?;
-            println!("{}", serde_json::to_string_pretty(&snap)?);
+            out(&format!("{}\n", serde_json::to_string_pretty(&snap)?))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Apply {
             dry_run,
             relay_config,
         } => apply_cmd(&host(relay_config.as_deref())?, dry_run),
+    }
+}
+
+/// Writes to stdout; a closed pipe (`ournet-tune check | head`) ends the output quietly.
+fn out(text: &str) -> std::io::Result<()> {
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r,
     }
 }
 
@@ -116,9 +120,9 @@ fn check(snap: &HostSnapshot, json: bool) -> anyhow::Result<ExitCode> {
     let findings = judge::judge(snap);
     let report = CheckReport::new(&findings);
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        out(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
     } else {
-        print!("{}", table(&findings));
+        out(&table(&findings))?;
     }
     Ok(if report.important {
         ExitCode::from(1)
@@ -131,9 +135,9 @@ fn apply_cmd(snap: &HostSnapshot, dry_run: bool) -> anyhow::Result<ExitCode> {
     let root = Path::new("/");
     let dropin = std::fs::read_to_string(root.join(SYSCTL_DROPIN)).ok();
     let plan = plan(snap, dropin.as_deref());
-    print!("{}", plan_text(&plan));
+    out(&plan_text(&plan))?;
     if dry_run {
-        println!("dry run: nothing changed");
+        out("dry run: nothing changed\n")?;
         return Ok(ExitCode::SUCCESS);
     }
     if plan.changes.is_empty() {
@@ -146,10 +150,10 @@ fn apply_cmd(snap: &HostSnapshot, dry_run: bool) -> anyhow::Result<ExitCode> {
     let mut failed = false;
     for outcome in apply::execute(&plan, root) {
         match &outcome.result {
-            Ok(()) => println!("wrote /{}", outcome.change.path),
+            Ok(()) => out(&format!("wrote /{}\n", outcome.change.path))?,
             Err(e) => {
                 failed = true;
-                println!("FAILED /{}: {e}", outcome.change.path);
+                out(&format!("FAILED /{}: {e}\n", outcome.change.path))?;
             }
         }
     }

@@ -90,7 +90,7 @@ fn read_limits(root: &Root) -> ProcessLimits {
             format!("proc/{pid}/limits"),
         ),
         None => (
-            "ournet-tune (no ournet-relay running: this shell's limits)".to_owned(),
+            "this shell (no ournet-relay running)".to_owned(),
             "proc/self/limits".to_owned(),
         ),
     };

@@ -68,7 +68,7 @@ pub enum UringProbe {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProcessLimits {
-    /// Whose limits these are: `ournet-relay (pid 1234)` or `ournet-tune (this shell)`.
+    /// Whose limits these are: `ournet-relay (pid 1234)` or `this shell (no ournet-relay running)`.
     pub source: String,
     /// Open files.
     pub nofile: Option<Limit>,

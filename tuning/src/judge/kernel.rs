@@ -130,13 +130,13 @@ fn nofile(snap: &HostSnapshot) -> Finding {
     };
     let why = format!(
         "{} links need two descriptors each at worst; at the limit accept fails and new links \
-         are refused. Read from {}{}",
+         are refused. Read from {}{}.",
         conns,
         limits.source,
         if running {
             ""
         } else {
-            " (a service gets its unit's LimitNOFILE instead)"
+            "; a service gets its unit's LimitNOFILE instead"
         }
     );
     let fix = match severity {
