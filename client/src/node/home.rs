@@ -249,7 +249,8 @@ async fn watch_home(
     inner.homes_changed.notify_one();
 }
 
-fn cool_down(inner: &Inner, router_id: &str) {
+/// Keeps `router_id` out of homes and paths for the cooldown.
+pub(super) fn cool_down(inner: &Inner, router_id: &str) {
     let until = Instant::now() + inner.settings.timeouts.home_cooldown;
     inner
         .cooldown
@@ -258,8 +259,9 @@ fn cool_down(inner: &Inner, router_id: &str) {
         .insert(router_id.to_owned(), until);
 }
 
-/// Router ids still cooling down (and forgets the rest).
-fn cooling_down(inner: &Inner) -> Vec<String> {
+/// Router ids still cooling down after a failure (and forgets the rest): not chosen as a
+/// home or a hop until then.
+pub(super) fn cooling_down(inner: &Inner) -> Vec<String> {
     let now = Instant::now();
     let mut c = inner.cooldown.lock().unwrap_or_else(|p| p.into_inner());
     c.retain(|_, until| *until > now);

@@ -199,9 +199,12 @@ fn save_attempts(inner: &Inner, job: &Job) {
 /// One attempt: a fresh circuit ending at `home`, the message, then DELIVERY_STATUS and the
 /// ACK.
 async fn attempt(inner: &Arc<Inner>, job: &mut Job, home: &PathHop) -> Attempt {
+    // Relays that just failed (as a home or as a first hop) sit out their cooldown.
+    let mut exclude = super::home::cooling_down(inner);
+    exclude.push(home.identity.to_hex());
     let prefs = Preferences {
         region: None,
-        exclude: vec![home.identity.to_hex()],
+        exclude,
     };
     let candidates = match inner.directory.relays(PATH_CANDIDATES, &prefs).await {
         Ok(c) => shuffled(c),
@@ -212,7 +215,10 @@ async fn attempt(inner: &Arc<Inner>, job: &mut Job, home: &PathHop) -> Attempt {
     };
     let link = match inner.link_to(&path[0]).await {
         Ok(l) => l,
-        Err(e) => return Attempt::Failed(e.to_string()),
+        Err(e) => {
+            super::home::cool_down(inner, &path[0].identity.to_hex());
+            return Attempt::Failed(e.to_string());
+        }
     };
     let (circ, mut events) = match link.open_circuit(path).await {
         Ok(c) => c,
