@@ -11,7 +11,7 @@ use ournet_proto::keys::{
 
 /// Parses `IDENTITY_HEX,ONION_KEY_HEX,LINK_KEY_HEX,HOST:PORT` (the fields of a relay's ready
 /// line) into a directory entry.
-pub fn parse_relay(s: &str) -> Result<RelayInfo, String> {
+pub(crate) fn parse_relay(s: &str) -> Result<RelayInfo, String> {
     let f: Vec<&str> = s.split(',').collect();
     let [id, onion, link, addr] = f[..] else {
         return Err(format!(
@@ -35,7 +35,7 @@ pub fn parse_relay(s: &str) -> Result<RelayInfo, String> {
 
 /// A node config with fresh keys over the relays given (a real app keeps its keys, and sets
 /// `state_path`, so its address and its pending sends survive restarts).
-pub fn config(relays: &[String]) -> Result<NodeConfig, String> {
+pub(crate) fn config(relays: &[String]) -> Result<NodeConfig, String> {
     let list = relays
         .iter()
         .map(|r| parse_relay(r))
