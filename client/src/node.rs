@@ -26,6 +26,7 @@ use crate::pacing::{MessageDelay, Pacing};
 use crate::stats::{Counters, NodeStats};
 
 mod home;
+mod pool;
 mod recv;
 mod send;
 mod store;
@@ -148,6 +149,7 @@ pub fn create_node_client(config: NodeConfig) -> Result<NodeClient, ClientError>
         counters: Counters::default(),
         store,
         links: tokio::sync::Mutex::new(HashMap::new()),
+        pool: Mutex::new(HashMap::new()),
         homes: Mutex::new(Vec::new()),
         cooldown: Mutex::new(HashMap::new()),
         address: Mutex::new(None),
@@ -211,6 +213,7 @@ impl NodeClient {
             .counters
             .homes
             .store(0, std::sync::atomic::Ordering::Relaxed);
+        pool::clear(inner);
         inner.links.lock().await.clear();
         if let Err(e) = inner.store.flush().await {
             tracing::warn!("saving state at stop: {e}");
@@ -358,6 +361,7 @@ struct Inner {
     counters: Counters,
     store: Store,
     links: tokio::sync::Mutex<HashMap<[u8; 32], LinkHandle>>,
+    pool: Mutex<HashMap<[u8; 32], pool::SendCircuit>>,
     homes: Mutex<Vec<home::Home>>,
     cooldown: Mutex<HashMap<String, Instant>>,
     address: Mutex<Option<NodeAddress>>,
@@ -376,16 +380,23 @@ impl Inner {
     /// The link to `hop`'s relay: the open one, or a new one.
     async fn link_to(&self, hop: &PathHop) -> Result<LinkHandle, ClientError> {
         let key = hop.identity.to_bytes();
-        let mut links = self.links.lock().await;
-        if let Some(l) = links.get(&key)
-            && !l.is_closed()
         {
-            return Ok(l.clone());
+            let mut links = self.links.lock().await;
+            if let Some(l) = links.get(&key)
+                && !l.is_closed()
+            {
+                return Ok(l.clone());
+            }
+            links.retain(|_, l| !l.is_closed());
         }
-        links.retain(|_, l| !l.is_closed());
+        // Connect without the lock, so one unreachable relay does not hold up every send. Two
+        // racing connects to one relay both work; the map keeps the later one.
         let pacing = Pacing::for_config(&self.privacy_config());
         let handle = link::connect(hop, self.settings.timeouts.connect, pacing).await?;
-        links.insert(key, handle.clone());
+        if !self.is_running() {
+            return Err(ClientError::NotRunning);
+        }
+        self.links.lock().await.insert(key, handle.clone());
         Ok(handle)
     }
 

@@ -152,10 +152,35 @@ async fn two_nodes_exchange_messages_through_three_hops_with_acks() {
     let outcome = within("outcome", bob.wait_outcome(reply)).await.unwrap();
     assert!(matches!(outcome, SendOutcome::Acked { .. }), "{outcome:?}");
 
+    // A burst to one node shares circuits; each message arrives once and is ACKed.
+    let mut ids = Vec::new();
+    for i in 0..20u32 {
+        let content = vec![i as u8; (i as usize * 997) % 40_000];
+        ids.push(
+            alice
+                .send_message(&bob_addr, &content, SendOptions::default())
+                .await
+                .unwrap(),
+        );
+    }
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..20 {
+        let m = next(&bob).await;
+        assert_eq!(
+            m.content.len(),
+            (m.content.first().copied().unwrap_or(0) as usize * 997) % 40_000
+        );
+        assert!(seen.insert(m.message_id), "delivered once");
+    }
+    for id in ids {
+        let o = within("outcome", alice.wait_outcome(id)).await.unwrap();
+        assert!(matches!(o, SendOutcome::Acked { .. }), "{o:?}");
+    }
+
     let (a, b) = (alice.get_stats(), bob.get_stats());
-    assert_eq!((a.sent, a.delivered, a.acked, a.failed), (1, 1, 1, 0));
-    assert_eq!((b.received, b.duplicates, b.rejected), (1, 0, 0));
-    assert_eq!(alice.take_latencies().len(), 1);
+    assert_eq!((a.sent, a.delivered, a.acked, a.failed), (21, 21, 21, 0));
+    assert_eq!((b.received, b.duplicates, b.rejected), (21, 0, 0));
+    assert_eq!(alice.take_latencies().len(), 21);
     assert_eq!(alice.pending_sends(), 0);
     alice.stop().await;
     bob.stop().await;
