@@ -457,6 +457,15 @@ impl Inner {
         }
     }
 
+    /// Whether the address is past half its lifetime.
+    fn address_is_stale(&self) -> bool {
+        let guard = self.address.lock().unwrap_or_else(|p| p.into_inner());
+        guard.as_ref().is_some_and(|a| {
+            let half = a.expires_at.saturating_sub(a.issued_at) / 2;
+            unix_now() >= a.issued_at.saturating_add(half)
+        })
+    }
+
     /// Re-signs the node's address over the current homes.
     fn resign_address(&self) {
         let homes: Vec<PathHop> = self

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use ournet_client::directory::{DirectoryError, Preferences, RelayDirectory, RelayInfo};
 use ournet_client::{NodeClient, NodeConfig, SendOptions, SendOutcome, create_node_client};
 use ournet_proto::keys::{EncryptionKeypair, IdentityKeypair};
-use ournet_proto::privacy::PRIVACY_PARANOID;
+use ournet_proto::privacy::{CoverTrafficConfig, PRIVACY_PARANOID};
 use ournet_tests::client::rng;
 use ournet_tests::relay::RelayProc;
 
@@ -196,4 +196,32 @@ async fn paranoid_keeps_sending_cells_while_the_app_is_silent_and_still_delivers
     );
     alice.stop().await;
     bob.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_node_sends_cover_cells_on_its_homes() {
+    let rs = relays(71, 2);
+    let mut c = config(directory(&rs), 1);
+    c.cover = CoverTrafficConfig {
+        enabled: true,
+        rate_per_minute: 600.0,
+        idle_threshold_seconds: 0.0,
+        randomize_timing: false,
+        ..CoverTrafficConfig::DEFAULT
+    };
+    let node = started(c).await;
+    let home = node.homes()[0].router_id.clone();
+    let home = rs
+        .iter()
+        .find(|r| r.info.identity.to_hex() == home)
+        .unwrap();
+    let before = home.metric("ournet_cells_in_total");
+    within("cover cells", async {
+        while node.get_stats().cover_cells < 5 || home.metric("ournet_cells_in_total") < before + 5
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    node.stop().await;
 }

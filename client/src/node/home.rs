@@ -90,7 +90,8 @@ pub(super) async fn ensure_homes(inner: &Arc<Inner>) -> usize {
     inner.lock_homes().len()
 }
 
-/// Keeps the homes at target: after a home dies, and every ping interval.
+/// Keeps the homes at target (after a home dies, and every ping interval) and the address
+/// fresh (re-signed past half its lifetime).
 pub(super) async fn maintain(inner: Arc<Inner>) {
     let mut shutdown = inner.shutdown.subscribe();
     loop {
@@ -103,6 +104,9 @@ pub(super) async fn maintain(inner: Arc<Inner>) {
             return;
         }
         ensure_homes(&inner).await;
+        if inner.address_is_stale() {
+            inner.resign_address();
+        }
     }
 }
 
