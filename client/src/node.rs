@@ -170,12 +170,16 @@ pub fn create_node_client(config: NodeConfig) -> Result<NodeClient, ClientError>
 
 impl NodeClient {
     /// Connects to home relays (at least `min_connections`), signs the node's address, starts
-    /// the maintenance tasks and resumes the sends the state file holds.
+    /// the maintenance tasks and resumes the sends the state file holds. Does nothing on a
+    /// running node.
     ///
     /// # Errors
     /// [`ClientError::TooFewHomes`] or [`ClientError::Directory`]; the node is then stopped.
     pub async fn start(&self) -> Result<(), ClientError> {
         let inner = &self.inner;
+        if inner.is_running() {
+            return Ok(());
+        }
         inner.shutdown.send_replace(false);
         let got = home::ensure_homes(inner).await;
         if got < inner.settings.min {
