@@ -22,9 +22,10 @@ use crate::config::{Diversity, NodeConfig, SendOptions, Timeouts};
 use crate::directory::{RelayDirectory, RelayInfo};
 use crate::error::ClientError;
 use crate::link::{self, LinkHandle};
-use crate::pacing::{MessageDelay, Pacing};
+use crate::pacing::Pacing;
 use crate::stats::{Counters, NodeStats};
 
+mod batch;
 mod home;
 mod pool;
 mod recv;
@@ -157,7 +158,7 @@ pub fn create_node_client(config: NodeConfig) -> Result<NodeClient, ClientError>
         incoming_tx,
         incoming_rx: tokio::sync::Mutex::new(incoming_rx),
         privacy: Mutex::new(privacy),
-        epoch: Instant::now(),
+        batch: batch::Batch::default(),
         shutdown,
         tasks: Mutex::new(Vec::new()),
         homes_changed: Notify::new(),
@@ -191,6 +192,7 @@ impl NodeClient {
         }
         inner.spawn(home::maintain(inner.clone()));
         inner.spawn(home::cover(inner.clone()));
+        inner.spawn(batch::flusher(inner.clone()));
         for p in inner.store.pending() {
             send::resume(inner, p);
         }
@@ -373,7 +375,7 @@ struct Inner {
     incoming_tx: mpsc::Sender<ReceivedMessage>,
     incoming_rx: tokio::sync::Mutex<mpsc::Receiver<ReceivedMessage>>,
     privacy: Mutex<TrafficAnalysisMitigationConfig>,
-    epoch: Instant,
+    batch: batch::Batch,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     homes_changed: Notify,
@@ -409,10 +411,6 @@ impl Inner {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
-    }
-
-    fn message_delay(&self) -> MessageDelay {
-        MessageDelay::new(self.privacy_config())
     }
 
     fn is_running(&self) -> bool {

@@ -194,6 +194,18 @@ async fn paranoid_keeps_sending_cells_while_the_app_is_silent_and_still_delivers
         alice.privacy_level(),
         ournet_proto::privacy::PrivacyLevel::Low
     );
+    let id = alice
+        .send_message(&bob.address().unwrap(), b"at once", SendOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        within("a message", bob.recv()).await.unwrap().content,
+        b"at once"
+    );
+    assert!(matches!(
+        within("outcome", alice.wait_outcome(id)).await.unwrap(),
+        SendOutcome::Acked { .. }
+    ));
     alice.stop().await;
     bob.stop().await;
 }
