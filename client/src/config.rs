@@ -124,3 +124,12 @@ pub struct SendOptions {
     /// Overrides [`NodeConfig::max_retries`] for this message.
     pub max_retries: Option<u32>,
 }
+
+impl SendOptions {
+    /// These options with at most `n` retries after the first attempt.
+    #[must_use]
+    pub fn with_max_retries(mut self, n: u32) -> Self {
+        self.max_retries = Some(n);
+        self
+    }
+}
