@@ -146,6 +146,7 @@ pub fn create_node_client(config: NodeConfig) -> Result<NodeClient, ClientError>
             timeouts: config.timeouts,
             max_retries: config.max_retries,
             address_ttl: config.address_ttl,
+            max_pending: config.max_pending,
         },
         counters: Counters::default(),
         store,
@@ -246,7 +247,8 @@ impl NodeClient {
     /// [`NodeClient::wait_outcome`].
     ///
     /// # Errors
-    /// [`ClientError::NotRunning`], [`ClientError::Address`] for an expired address,
+    /// [`ClientError::NotRunning`], [`ClientError::Busy`] past `max_pending` sends in flight,
+    /// [`ClientError::Address`] for an expired address,
     /// [`ClientError::Envelope`] for content over the maximum, [`ClientError::State`] when the
     /// pending send cannot be saved.
     pub async fn send_message(
@@ -348,6 +350,7 @@ struct Settings {
     timeouts: Timeouts,
     max_retries: u32,
     address_ttl: Duration,
+    max_pending: usize,
 }
 
 /// Outcomes by message id: a watch per message, forgotten oldest first once finished.

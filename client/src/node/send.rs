@@ -61,6 +61,9 @@ pub(super) async fn send_message(
     if !inner.is_running() {
         return Err(ClientError::NotRunning);
     }
+    if inner.store.pending_count() >= inner.settings.max_pending {
+        return Err(ClientError::Busy);
+    }
     let now = unix_now();
     to.check_time(now)?;
     let id = MessageId(random_bytes());
