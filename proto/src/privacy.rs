@@ -58,7 +58,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use self::batching::BatchingConfig;
-pub use self::constant_rate::ConstantRateConfig;
+pub use self::constant_rate::{ConstantRateConfig, MAX_CELL_INTERVAL};
 pub use self::cover::CoverTrafficConfig;
 pub use self::jitter::{JitterDistribution, TimingJitterConfig};
 

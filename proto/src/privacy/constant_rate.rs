@@ -8,6 +8,12 @@ use serde::{Deserialize, Serialize};
 
 use super::MIN_SEND_INTERVAL;
 use super::sampling::duration_from_secs;
+use crate::cell::CELL_LEN;
+
+/// The longest gap [`ConstantRateConfig::cell_interval`] gives between two cells: an eighth
+/// of the circuit build timeout, so the cells of a 3-hop build (and their waits for a slot)
+/// fit in it with room to spare.
+pub const MAX_CELL_INTERVAL: Duration = Duration::from_millis(1250);
 
 /// Constant-rate sending (the reference's `ConstantRateConfig`).
 ///
@@ -71,6 +77,24 @@ impl ConstantRateConfig {
         }
         let due = last_send.checked_add(self.send_interval())?;
         Some(due.max(now))
+    }
+
+    /// Time between two cells on a link sending at this constant rate, or `None` when
+    /// constant-rate sending is disabled.
+    ///
+    /// A link carries fixed-size cells, so the schedule is kept at the cell level: one slot of
+    /// `pad_to_size` bytes every [`Self::send_interval`] is `ceil(pad_to_size / CELL_LEN)`
+    /// cells, spread evenly across the interval (a burst per slot would show slot boundaries).
+    /// Capped at [`MAX_CELL_INTERVAL`]: a 3-hop build needs three cells, each waiting for its
+    /// slot, inside [`CIRCUIT_BUILD_TIMEOUT`](crate::circuit::CIRCUIT_BUILD_TIMEOUT), so a
+    /// slower rate would make every circuit time out. Never below [`MIN_SEND_INTERVAL`].
+    pub fn cell_interval(&self) -> Option<Duration> {
+        if !self.enabled {
+            return None;
+        }
+        let cells = self.pad_to_size.div_ceil(CELL_LEN).max(1);
+        let per_cell = self.send_interval_secs() / cells as f64;
+        Some(duration_from_secs(per_cell).clamp(MIN_SEND_INTERVAL, MAX_CELL_INTERVAL))
     }
 
     /// [`Self::send_interval`] in seconds, for the latency estimate.
@@ -202,6 +226,30 @@ mod tests {
         assert_eq!(
             c.next_send_deadline(sent, sent),
             Some(start + secs(30) + Duration::from_millis(3))
+        );
+    }
+
+    #[test]
+    fn cell_interval_spreads_a_slot_over_its_cells_and_is_capped() {
+        let fast = ConstantRateConfig {
+            messages_per_minute: 600.0,
+            ..paranoid()
+        };
+        // 100 ms per 4096-byte slot = 4 cells of 1024 bytes: 25 ms each.
+        assert_eq!(fast.cell_interval(), Some(Duration::from_millis(25)));
+        // The preset (4 a minute) would be 3.75 s a cell: capped so circuits can be built.
+        assert_eq!(paranoid().cell_interval(), Some(MAX_CELL_INTERVAL));
+        let off = ConstantRateConfig::DEFAULT;
+        assert_eq!(off.cell_interval(), None);
+        let zero_pad = ConstantRateConfig {
+            pad_to_size: 0,
+            messages_per_minute: 60_000.0,
+            ..paranoid()
+        };
+        assert_eq!(zero_pad.cell_interval(), Some(MIN_SEND_INTERVAL));
+        assert!(
+            MAX_CELL_INTERVAL * 8 <= crate::circuit::CIRCUIT_BUILD_TIMEOUT,
+            "three paced cells fit a build"
         );
     }
 

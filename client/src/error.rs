@@ -1,0 +1,51 @@
+//! The client's errors, split by who is at fault.
+
+use ournet_proto::address::AddressError;
+use ournet_proto::envelope::EnvelopeError;
+
+use crate::directory::DirectoryError;
+use crate::state::StateError;
+
+/// Why a client call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// A relay could not be reached, or its link handshake failed.
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    /// The link to a relay closed.
+    #[error("link closed")]
+    LinkClosed,
+    /// A circuit failed to build or was destroyed.
+    #[error("circuit failed: {0}")]
+    Circuit(String),
+    /// Too few relays to build what was asked (homes or a path).
+    #[error("directory: {0}")]
+    Directory(#[from] DirectoryError),
+    /// Fewer home relays than `min_connections` could be reached.
+    #[error("only {got} home relays reachable, {wanted} needed")]
+    TooFewHomes {
+        /// Homes connected.
+        got: usize,
+        /// `min_connections`.
+        wanted: usize,
+    },
+    /// Local misuse: content too long, or an invalid recipient key.
+    #[error("envelope: {0}")]
+    Envelope(#[from] EnvelopeError),
+    /// The recipient's address is malformed, badly signed or expired.
+    #[error("address: {0}")]
+    Address(#[from] AddressError),
+    /// The state file could not be read or written.
+    #[error("state: {0}")]
+    State(#[from] StateError),
+    /// The node is not started, or was stopped.
+    #[error("node not running")]
+    NotRunning,
+    /// Local misuse: a configuration value out of range.
+    #[error("bad configuration: {0}")]
+    Config(&'static str),
+    /// No message with this id is known.
+    #[error("unknown message id")]
+    UnknownMessage,
+}

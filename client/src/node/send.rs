@@ -1,0 +1,289 @@
+//! Sending (spec §5.14, PROTOCOL.md §7.2-§7.3): seal once, save as pending, then attempts
+//! over fresh 3-hop circuits to the recipient's homes until an ACK verifies, with a bounded
+//! number of retries (W5).
+//!
+//! Every attempt resends the same envelope, so the recipient recognises a copy (and ACKs it
+//! again) and the ACK token stays the one saved. Attempt `n` goes to home `n mod homes`, with
+//! two hops freshly chosen from the directory, so a dead relay is routed around.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ournet_proto::address::NodeAddress;
+use ournet_proto::circuit::{ClientEvent, PathHop};
+use ournet_proto::envelope::{AckToken, encrypt_message_with_ack};
+use ournet_proto::relay_msg::DeliveryStatus;
+
+use super::{Inner, MessageId, SendOutcome, shuffled, unix_now};
+use crate::config::SendOptions;
+use crate::directory::Preferences;
+use crate::diversity::path_to;
+use crate::error::ClientError;
+use crate::link::{CircEvent, CircOp};
+use crate::rng::{fresh_rng, random_bytes};
+use crate::state::{PendingSend, from_hex};
+use crate::stats::Counters;
+
+/// Relays asked of the directory for the first two hops.
+const PATH_CANDIDATES: usize = 64;
+/// Longest pause between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// A send in flight.
+#[derive(Debug)]
+struct Job {
+    id: MessageId,
+    to: NodeAddress,
+    envelope: Vec<u8>,
+    token: AckToken,
+    attempts: u32,
+    max_retries: u32,
+    started: Instant,
+    delivered: bool,
+}
+
+/// How one attempt ended.
+#[derive(Debug)]
+enum Attempt {
+    Acked,
+    QueuedNoAck,
+    Failed(String),
+}
+
+/// Seals, saves and starts a send.
+pub(super) async fn send_message(
+    inner: &Arc<Inner>,
+    to: &NodeAddress,
+    content: &[u8],
+    options: SendOptions,
+) -> Result<MessageId, ClientError> {
+    if !inner.is_running() {
+        return Err(ClientError::NotRunning);
+    }
+    let now = unix_now();
+    to.check_time(now)?;
+    let id = MessageId(random_bytes());
+    let (envelope, token) = encrypt_message_with_ack(
+        &mut fresh_rng(),
+        &inner.identity,
+        &to.encryption_key,
+        id.0,
+        now,
+        content,
+    )?;
+    let max_retries = options.max_retries.unwrap_or(inner.settings.max_retries);
+    let pending = PendingSend {
+        id: id.to_string(),
+        recipient: hex::encode(to.to_bytes()),
+        envelope: hex::encode(&envelope),
+        ack_token: hex::encode(token.to_bytes()),
+        attempts: 0,
+        max_retries,
+    };
+    inner.store.put_pending(pending);
+    inner.store.flush().await?;
+    inner.register_outcome(id);
+    Counters::bump(&inner.counters.sent);
+    inner.touch();
+    let job = Job {
+        id,
+        to: to.clone(),
+        envelope,
+        token,
+        attempts: 0,
+        max_retries,
+        started: Instant::now(),
+        delivered: false,
+    };
+    inner.spawn(run(inner.clone(), job));
+    Ok(id)
+}
+
+/// Restarts a send saved by an earlier run. A record that no longer parses is dropped.
+pub(super) fn resume(inner: &Arc<Inner>, p: PendingSend) {
+    let job = (|| -> Result<Job, String> {
+        let id = MessageId(from_hex(&p.id).map_err(|e| e.to_string())?);
+        let addr = hex::decode(&p.recipient).map_err(|e| e.to_string())?;
+        let to = NodeAddress::from_bytes(&addr).map_err(|e| e.to_string())?;
+        Ok(Job {
+            id,
+            to,
+            envelope: hex::decode(&p.envelope).map_err(|e| e.to_string())?,
+            token: AckToken::from_bytes(from_hex(&p.ack_token).map_err(|e| e.to_string())?),
+            attempts: p.attempts,
+            max_retries: p.max_retries,
+            started: Instant::now(),
+            delivered: false,
+        })
+    })();
+    match job {
+        Ok(job) => {
+            inner.register_outcome(job.id);
+            inner.spawn(run(inner.clone(), job));
+        }
+        Err(e) => {
+            tracing::warn!("dropping an unreadable pending send {}: {e}", p.id);
+            inner.store.remove_pending(&p.id);
+        }
+    }
+}
+
+/// Runs a send to its outcome.
+async fn run(inner: Arc<Inner>, mut job: Job) {
+    let release = inner
+        .message_delay()
+        .release_at(inner.epoch, Instant::now(), &mut fresh_rng());
+    tokio::time::sleep_until(release.into()).await;
+    let outcome = loop {
+        if job.attempts > job.max_retries {
+            break SendOutcome::Failed {
+                reason: "out of retries".into(),
+                attempts: job.attempts,
+            };
+        }
+        if job.attempts > 0 {
+            Counters::bump(&inner.counters.retries);
+            let backoff = Duration::from_millis(250 << job.attempts.min(5)).min(MAX_BACKOFF);
+            tokio::time::sleep(backoff).await;
+        }
+        job.attempts += 1;
+        save_attempts(&inner, &job);
+        let home = job.to.homes[(job.attempts as usize - 1) % job.to.homes.len()].clone();
+        match attempt(&inner, &mut job, &home).await {
+            Attempt::Acked => {
+                let latency = job.started.elapsed();
+                Counters::bump(&inner.counters.acked);
+                inner.counters.record_latency(latency);
+                break SendOutcome::Acked {
+                    latency,
+                    attempts: job.attempts,
+                };
+            }
+            Attempt::QueuedNoAck => {
+                break SendOutcome::Queued {
+                    attempts: job.attempts,
+                };
+            }
+            Attempt::Failed(reason) if job.attempts > job.max_retries => {
+                break SendOutcome::Failed {
+                    reason,
+                    attempts: job.attempts,
+                };
+            }
+            Attempt::Failed(reason) => {
+                tracing::debug!("send {} attempt {} failed: {reason}", job.id, job.attempts);
+            }
+        }
+    };
+    if matches!(outcome, SendOutcome::Failed { .. }) {
+        Counters::bump(&inner.counters.failed);
+    }
+    inner.store.remove_pending(&job.id.to_string());
+    if let Err(e) = inner.store.flush().await {
+        tracing::warn!("saving state after send {}: {e}", job.id);
+    }
+    inner.finish_outcome(job.id, outcome);
+}
+
+fn save_attempts(inner: &Inner, job: &Job) {
+    inner.store.put_pending(PendingSend {
+        id: job.id.to_string(),
+        recipient: hex::encode(job.to.to_bytes()),
+        envelope: hex::encode(&job.envelope),
+        ack_token: hex::encode(job.token.to_bytes()),
+        attempts: job.attempts,
+        max_retries: job.max_retries,
+    });
+}
+
+/// One attempt: a fresh circuit ending at `home`, the message, then DELIVERY_STATUS and the
+/// ACK.
+async fn attempt(inner: &Arc<Inner>, job: &mut Job, home: &PathHop) -> Attempt {
+    let prefs = Preferences {
+        region: None,
+        exclude: vec![home.identity.to_hex()],
+    };
+    let candidates = match inner.directory.relays(PATH_CANDIDATES, &prefs).await {
+        Ok(c) => shuffled(c),
+        Err(e) => return Attempt::Failed(format!("directory: {e}")),
+    };
+    let Some(path) = path_to(&candidates, home, inner.settings.diversity) else {
+        return Attempt::Failed("no diverse path to the recipient's home".into());
+    };
+    let link = match inner.link_to(&path[0]).await {
+        Ok(l) => l,
+        Err(e) => return Attempt::Failed(e.to_string()),
+    };
+    let (circ, mut events) = match link.open_circuit(path).await {
+        Ok(c) => c,
+        Err(e) => return Attempt::Failed(e.to_string()),
+    };
+    let op = CircOp::Message {
+        message_id: job.id.0,
+        recipient: job.to.identity.to_bytes(),
+        envelope: job.envelope.clone(),
+    };
+    if let Err(e) = circ.op(op).await {
+        return Attempt::Failed(e.to_string());
+    }
+    let result = await_ack(inner, job, &mut events).await;
+    circ.close().await;
+    result
+}
+
+/// Waits for DELIVERY_STATUS, then for an ACK whose token verifies.
+async fn await_ack(
+    inner: &Inner,
+    job: &mut Job,
+    events: &mut tokio::sync::mpsc::Receiver<CircEvent>,
+) -> Attempt {
+    let t = inner.settings.timeouts;
+    let mut deadline = tokio::time::Instant::now() + t.delivery;
+    let mut queued = false;
+    loop {
+        let ev = tokio::select! {
+            ev = events.recv() => ev,
+            () = tokio::time::sleep_until(deadline) => {
+                return if queued {
+                    Attempt::QueuedNoAck
+                } else {
+                    Attempt::Failed("timed out waiting for delivery or ACK".into())
+                };
+            }
+        };
+        match ev {
+            Some(CircEvent::Proto(ClientEvent::DeliveryStatus { message_id, status }))
+                if message_id == job.id.0 =>
+            {
+                if status == DeliveryStatus::DELIVERED {
+                    if !job.delivered {
+                        job.delivered = true;
+                        Counters::bump(&inner.counters.delivered);
+                    }
+                    deadline = tokio::time::Instant::now() + t.ack;
+                } else if status == DeliveryStatus::QUEUED {
+                    if !queued {
+                        Counters::bump(&inner.counters.queued);
+                    }
+                    queued = true;
+                    deadline = tokio::time::Instant::now() + t.queued_ack;
+                } else {
+                    return Attempt::Failed(format!("refused by the home relay ({})", status.0));
+                }
+            }
+            Some(CircEvent::Proto(ClientEvent::Ack {
+                message_id,
+                ack_token,
+            })) if message_id == job.id.0 => {
+                // Constant-time comparison in AckToken's PartialEq: a relay cannot forge it.
+                if AckToken::from_bytes(ack_token) == job.token {
+                    return Attempt::Acked;
+                }
+                tracing::warn!("an ACK for {} did not verify", job.id);
+            }
+            Some(CircEvent::Proto(_)) => {}
+            Some(CircEvent::Closed(why)) => return Attempt::Failed(why),
+            None => return Attempt::Failed("link closed".into()),
+        }
+    }
+}

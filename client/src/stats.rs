@@ -1,0 +1,99 @@
+//! Counters a node keeps about its traffic, cheap to read while it runs: plain atomics, and a
+//! bounded ring of recent ACK latencies behind a short lock.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// How many recent latency samples are kept.
+pub const LATENCY_SAMPLES: usize = 4096;
+
+/// A snapshot of a node's counters ([`crate::NodeClient::get_stats`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NodeStats {
+    /// Messages accepted by `send_message`.
+    pub sent: u64,
+    /// Messages a recipient's home relay reported DELIVERED (counted once per message).
+    pub delivered: u64,
+    /// Messages a recipient's home relay reported QUEUED (recipient offline).
+    pub queued: u64,
+    /// Messages whose end-to-end ACK verified against the envelope's token.
+    pub acked: u64,
+    /// Messages that ran out of retries.
+    pub failed: u64,
+    /// Attempts after the first, over all messages.
+    pub retries: u64,
+    /// Messages handed to the app.
+    pub received: u64,
+    /// Messages received again (a retry or a queued copy) and ACKed but not handed over.
+    pub duplicates: u64,
+    /// Received envelopes that did not open or verify (dropped).
+    pub rejected: u64,
+    /// Home circuits currently authenticated.
+    pub homes: u64,
+    /// Home failovers (a home replaced after it died).
+    pub failovers: u64,
+    /// Cover (DROP) cells sent.
+    pub cover_cells: u64,
+}
+
+/// The live counters behind [`NodeStats`].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) sent: AtomicU64,
+    pub(crate) delivered: AtomicU64,
+    pub(crate) queued: AtomicU64,
+    pub(crate) acked: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) retries: AtomicU64,
+    pub(crate) received: AtomicU64,
+    pub(crate) duplicates: AtomicU64,
+    pub(crate) rejected: AtomicU64,
+    pub(crate) homes: AtomicU64,
+    pub(crate) failovers: AtomicU64,
+    pub(crate) cover_cells: AtomicU64,
+    latencies: Mutex<VecDeque<Duration>>,
+}
+
+impl Counters {
+    /// Adds one to `counter`.
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records a send-to-ACK latency, dropping the oldest past [`LATENCY_SAMPLES`].
+    pub(crate) fn record_latency(&self, d: Duration) {
+        let mut ring = self.latencies.lock().unwrap_or_else(|p| p.into_inner());
+        if ring.len() >= LATENCY_SAMPLES {
+            ring.pop_front();
+        }
+        ring.push_back(d);
+    }
+
+    /// Takes the latency samples recorded since the last call.
+    pub(crate) fn take_latencies(&self) -> Vec<Duration> {
+        let mut ring = self.latencies.lock().unwrap_or_else(|p| p.into_inner());
+        ring.drain(..).collect()
+    }
+
+    /// A snapshot.
+    pub(crate) fn snapshot(&self) -> NodeStats {
+        let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        NodeStats {
+            sent: r(&self.sent),
+            delivered: r(&self.delivered),
+            queued: r(&self.queued),
+            acked: r(&self.acked),
+            failed: r(&self.failed),
+            retries: r(&self.retries),
+            received: r(&self.received),
+            duplicates: r(&self.duplicates),
+            rejected: r(&self.rejected),
+            homes: r(&self.homes),
+            failovers: r(&self.failovers),
+            cover_cells: r(&self.cover_cells),
+        }
+    }
+}
