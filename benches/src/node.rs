@@ -4,11 +4,15 @@
 //! 3-hop circuits, receives theirs, and prints its figures as one JSON line a second
 //! ([`stats`]). Everything it does on the network is `ournet-client`'s.
 //!
+//! * [`directory`]: the seed's verified relay list (until the discovery client is merged).
+//! * [`engine`]: the `NodeClient` and its sender, receiver and report tasks.
 //! * [`mix`]: size lists and privacy names.
 //! * [`payload`]: contents the recipient checks byte for byte and timestamps for one-way
 //!   latency.
 //! * [`stats`]: the stdout lines `localnet` reads.
 
+pub mod directory;
+pub mod engine;
 pub mod mix;
 pub mod payload;
 pub mod stats;
@@ -49,7 +53,12 @@ pub struct Args {
 /// # Errors
 /// Bad options, or the node could not join.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let _sizes = mix::parse_sizes(&args.size)?;
-    let _privacy = mix::parse_privacy(&args.privacy)?;
-    anyhow::bail!("ournet-bench node waits for the NodeClient API (branch node)")
+    let sizes = mix::parse_sizes(&args.size)?;
+    let privacy = mix::parse_privacy(&args.privacy)?;
+    engine::check_args(&args)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(engine::run(args, sizes, privacy))
 }

@@ -13,9 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use ournet_proto::descriptor::{SignedDescriptor, verify_router_list};
-use ournet_proto::keys::IdentityPublicKey;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::http;
 use super::procs::{Proc, ready_channel};
@@ -82,30 +80,16 @@ impl Seed {
         format!("http://{}", self.api)
     }
 
-    /// `POST /discover`: the identities (hex) of the routers listed, after checking the list
-    /// signature against the seed key the answer names and each descriptor's signatures.
-    /// Returns that seed key (hex) too: the nodes pin it (we started this seed ourselves).
+    /// The identities (hex) of the routers `/discover` lists, checked by
+    /// [`crate::node::directory::discover`], and the seed key the list verified against (hex):
+    /// the nodes pin it, as we started this seed ourselves.
     ///
     /// # Errors
     /// The request failed or a signature did not verify.
     pub fn discover(&self, count: usize) -> anyhow::Result<(String, Vec<String>)> {
-        let body = http::post_json(self.api, "/discover", &json!({ "requested_count": count }))?;
-        let answer: Value = serde_json::from_str(&body)?;
-        let key_hex = answer["seed_key"]
-            .as_str()
-            .context("no seed_key in /discover")?
-            .to_owned();
-        let key = IdentityPublicKey::from_hex(&key_hex).context("seed_key")?;
-        let list = answer.as_object().context("/discover is not an object")?;
-        let _verified = verify_router_list(list, &key).context("/discover list signature")?;
-        let mut ids = Vec::new();
-        for entry in answer["routers"].as_array().into_iter().flatten() {
-            let verified = SignedDescriptor::from_json(entry)
-                .and_then(SignedDescriptor::verify)
-                .context("a router descriptor in /discover")?;
-            ids.push(verified.body().router_id.to_hex());
-        }
-        Ok((key_hex, ids))
+        let (key, bodies) = crate::node::directory::discover(self.api, count, None)?;
+        let ids = bodies.iter().map(|b| b.router_id.to_hex()).collect();
+        Ok((key.to_hex(), ids))
     }
 }
 
