@@ -41,6 +41,16 @@ health_check_interval_seconds = 2.0
 max_stale_seconds = 15.0
 ";
 
+/// The relays' configuration: circuit-creation and per-IP connection limits raised, because
+/// every node and relay of a local network connects from 127.0.0.1, so the per-IP limits
+/// meant for one client (3 circuits a second, Tor's default) would throttle them all as one.
+const RELAY_CONFIG: &str = "
+[limits]
+circuit_rate_per_sec = 5000.0
+circuit_burst = 20000.0
+max_connections_per_ip = 4096
+";
+
 /// A running seed.
 #[derive(Debug)]
 pub struct Seed {
@@ -132,8 +142,12 @@ impl Relay {
         opts: &RelayOpts,
     ) -> anyhow::Result<Self> {
         let name = format!("relay-{}", i + 1);
+        let config = dir.join("relay.toml");
+        std::fs::write(&config, RELAY_CONFIG)?;
         let mut cmd = Command::new(bin);
-        cmd.args(["--listen", &format!("127.{}.0.1:0", i + 1)])
+        cmd.arg("--config")
+            .arg(&config)
+            .args(["--listen", &format!("127.{}.0.1:0", i + 1)])
             .args([
                 "--control",
                 "127.0.0.1:0",
