@@ -1,0 +1,333 @@
+//! The client library against a real network (issue 6, "Tests"): a seed and five relay
+//! processes registered by PoW, and nodes (`ournet_client::NodeClient`, in this process) that
+//! take their relays from the seed's verified `/discover` list.
+//!
+//! * 1,000 messages of mixed sizes (1 B to 1 MiB) both ways: each arrives intact, once, from
+//!   the authenticated sender, and each send ends ACKed.
+//! * A relay (a home of the recipient) SIGKILLed mid-run: every message still arrives exactly
+//!   once and is ACKed.
+//! * A recipient offline during the send: its homes queue the messages; a node with another
+//!   key homed on the same relays gets none of them; the recipient, back online with its
+//!   state file, receives each once and the sender gets the ACKs.
+//!
+//! Relays alternate between the backends under test (`ournet_tests::relay::backends`). No
+//! assertion is about time: the timeouts only turn a hang into a failure.
+#![allow(clippy::unwrap_used, clippy::print_stderr, reason = "test code")]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ournet_client::directory::{RelayInfo, StaticDirectory};
+use ournet_client::{
+    MessageId, NodeClient, NodeConfig, ReceivedMessage, SendOptions, SendOutcome, Timeouts,
+    create_node_client,
+};
+use ournet_proto::address::NodeAddress;
+use ournet_proto::keys::{EncryptionKeypair, IdentityKeypair, IdentityPublicKey};
+use ournet_tests::client::rng;
+use ournet_tests::network::TestNet;
+use ournet_tests::relay::backends;
+use rand_core::RngCore;
+use tokio::task::JoinSet;
+
+/// Turns a hang into a failure; nothing asserts how long anything took.
+const WAIT: Duration = Duration::from_secs(900);
+
+#[test]
+fn a_thousand_messages_of_mixed_sizes_arrive_intact_once_with_acks() {
+    let net = TestNet::start_mixed(5, &backends());
+    runtime().block_on(async {
+        let dir = directory(&net, None);
+        let (alice, bob) = (
+            start_node(dir.clone(), &Keys::random(), 2, None).await,
+            start_node(dir, &Keys::random(), 2, None).await,
+        );
+        let sizes = |i: usize| match i {
+            0 | 333 | 666 | 999 => 1 << 20,
+            _ => [1, 2, 100, 925, 926, 1_000, 4_096, 10_000, 65_536, 100_000][i % 10],
+        };
+        let all: Vec<Vec<u8>> = (0..1_000).map(|i| content(i, sizes(i))).collect();
+        let (to_bob, to_alice): (Vec<_>, Vec<_>) =
+            all.into_iter().enumerate().partition(|(i, _)| i % 2 == 0);
+        let to_bob: Vec<Vec<u8>> = to_bob.into_iter().map(|(_, c)| c).collect();
+        let to_alice: Vec<Vec<u8>> = to_alice.into_iter().map(|(_, c)| c).collect();
+        let bob_gets = tokio::spawn(collect(bob.clone(), to_bob.len()));
+        let alice_gets = tokio::spawn(collect(alice.clone(), to_alice.len()));
+        let (a_addr, b_addr) = (alice.address().unwrap(), bob.address().unwrap());
+        let (a_sent, b_sent) = tokio::join!(
+            send_all(&alice, &b_addr, &to_bob, 16),
+            send_all(&bob, &a_addr, &to_alice, 16),
+        );
+        check_exactly_once(&a_sent, &to_bob, alice.identity(), &bob_gets.await.unwrap());
+        check_exactly_once(
+            &b_sent,
+            &to_alice,
+            bob.identity(),
+            &alice_gets.await.unwrap(),
+        );
+        assert_eq!(bob.get_stats().received, 500);
+        assert_eq!(alice.get_stats().received, 500);
+        eprintln!("alice {:?}\nbob {:?}", alice.get_stats(), bob.get_stats());
+        alice.stop().await;
+        bob.stop().await;
+    });
+}
+
+#[test]
+fn a_relay_killed_mid_run_loses_no_message_and_duplicates_none() {
+    let mut net = TestNet::start_mixed(5, &backends());
+    runtime().block_on(async {
+        let dir = directory(&net, None);
+        let (alice, bob) = (
+            start_node(dir.clone(), &Keys::random(), 2, None).await,
+            start_node(dir, &Keys::random(), 3, None).await,
+        );
+        let msgs: Vec<Vec<u8>> = (0..150)
+            .map(|i| content(i, [1, 925, 5_000, 40_000][i % 4]))
+            .collect();
+        let bob_gets = tokio::spawn(collect(bob.clone(), msgs.len()));
+        let sending = {
+            let (alice, to, msgs) = (alice.clone(), bob.address().unwrap(), msgs.clone());
+            tokio::spawn(async move { send_all(&alice, &to, &msgs, 8).await })
+        };
+        wait_until("a fifth of the messages ACKed", || {
+            alice.get_stats().acked >= 30
+        })
+        .await;
+        let victim = bob.homes()[0].router_id.clone();
+        assert!(net.kill(&victim), "the victim was running");
+        eprintln!("SIGKILLed relay {victim}, a home of the recipient");
+        let sent = sending.await.unwrap();
+        check_exactly_once(&sent, &msgs, alice.identity(), &bob_gets.await.unwrap());
+        let stats = bob.get_stats();
+        assert_eq!(stats.received, 150, "{stats:?}");
+        eprintln!("alice {:?}\nbob {stats:?}", alice.get_stats());
+        alice.stop().await;
+        bob.stop().await;
+    });
+}
+
+#[test]
+fn queued_messages_reach_their_recipient_when_it_comes_online_and_no_other_key_takes_them() {
+    let net = TestNet::start_mixed(5, &backends());
+    let state = std::env::temp_dir().join(format!("ournet-e2e-bob-{}.state", std::process::id()));
+    let _ = std::fs::remove_file(&state);
+    runtime().block_on(async {
+        let bob_keys = Keys::random();
+        let bob_relays: Vec<String> = net.hops[..2].iter().map(|(id, _)| id.clone()).collect();
+        let bob_dir = directory(&net, Some(&bob_relays));
+        let bob = start_node(bob_dir.clone(), &bob_keys, 2, Some(state.clone())).await;
+        let bob_address = bob.address().unwrap();
+        bob.stop().await;
+        drop(bob);
+
+        // Eve homes on Bob's relays with her own key while his messages wait there.
+        let eve = start_node(bob_dir.clone(), &Keys::random(), 2, None).await;
+        let alice = start_node(directory(&net, None), &Keys::random(), 2, None).await;
+        let msgs: Vec<Vec<u8>> = (0..6)
+            .map(|i| content(i, [1, 925, 70_000][i % 3]))
+            .collect();
+        let mut ids = Vec::new();
+        for m in &msgs {
+            ids.push(
+                alice
+                    .send_message(&bob_address, m, SendOptions::default())
+                    .await
+                    .unwrap(),
+            );
+        }
+        wait_until("every message queued at Bob's homes", || {
+            alice.get_stats().queued >= 6
+        })
+        .await;
+        assert_eq!(alice.get_stats().acked, 0, "nobody could ACK for Bob");
+
+        let bob = start_node(bob_dir, &bob_keys, 2, Some(state.clone())).await;
+        let got = collect(bob.clone(), msgs.len()).await;
+        let mut outcomes = Vec::new();
+        for id in &ids {
+            outcomes.push((*id, alice.wait_outcome(*id).await.unwrap()));
+        }
+        check_exactly_once(&outcomes, &msgs, alice.identity(), &got);
+        let eve_stats = eve.get_stats();
+        assert_eq!(eve_stats.received, 0, "Eve took nothing: {eve_stats:?}");
+        assert_eq!(bob.get_stats().received, 6);
+        for n in [alice, bob, eve] {
+            n.stop().await;
+        }
+    });
+    let _ = std::fs::remove_file(&state);
+}
+
+/// A node's keys, kept as secret bytes so a test can start the same node twice.
+struct Keys {
+    identity: [u8; 32],
+    encryption: [u8; 32],
+}
+
+impl Keys {
+    fn random() -> Self {
+        let mut r = rng();
+        let (mut identity, mut encryption) = ([0u8; 32], [0u8; 32]);
+        r.fill_bytes(&mut identity);
+        r.fill_bytes(&mut encryption);
+        Self {
+            identity,
+            encryption,
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The relays `/discover` listed (only those named in `only`, if given).
+fn directory(net: &TestNet, only: Option<&[String]>) -> Arc<StaticDirectory> {
+    let relays = net
+        .hops
+        .iter()
+        .filter(|(id, _)| only.is_none_or(|o| o.contains(id)))
+        .map(|(id, hop)| RelayInfo {
+            router_id: id.clone(),
+            hop: hop.clone(),
+            region: None,
+            asn: None,
+            load: None,
+        })
+        .collect();
+    Arc::new(StaticDirectory(relays))
+}
+
+/// Short health and retry timeouts so a dead relay is noticed and routed around quickly;
+/// still generous for a loaded machine (they decide retries, not the test's outcome).
+fn timeouts() -> Timeouts {
+    Timeouts {
+        connect: Duration::from_secs(15),
+        delivery: Duration::from_secs(30),
+        ack: Duration::from_secs(30),
+        queued_ack: Duration::from_secs(600),
+        ping_interval: Duration::from_secs(2),
+        ping_timeout: Duration::from_secs(10),
+        home_cooldown: Duration::from_secs(30),
+    }
+}
+
+async fn start_node(
+    dir: Arc<StaticDirectory>,
+    keys: &Keys,
+    homes: usize,
+    state: Option<PathBuf>,
+) -> NodeClient {
+    let mut c = NodeConfig::new(
+        IdentityKeypair::from_secret_bytes(&keys.identity),
+        EncryptionKeypair::from_secret_bytes(&keys.encryption),
+        dir,
+    );
+    c.target_connections = homes;
+    c.min_connections = homes;
+    c.timeouts = timeouts();
+    c.max_retries = 10;
+    c.state_path = state;
+    let node = create_node_client(c).unwrap();
+    node.start().await.unwrap();
+    node
+}
+
+/// Content `i` of `len` bytes: distinct per `i` wherever the length allows.
+fn content(i: usize, len: usize) -> Vec<u8> {
+    let seed = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (0..len as u64)
+        .map(|j| (seed.rotate_left((j % 64) as u32) ^ j.wrapping_mul(131)) as u8)
+        .collect()
+}
+
+/// Sends every content from `from` to `to`, at most `window` unfinished at a time; returns
+/// each id (in content order) with its outcome.
+async fn send_all(
+    from: &NodeClient,
+    to: &NodeAddress,
+    contents: &[Vec<u8>],
+    window: usize,
+) -> Vec<(MessageId, SendOutcome)> {
+    let mut set = JoinSet::new();
+    let mut out = Vec::new();
+    for (i, c) in contents.iter().enumerate() {
+        while set.len() >= window {
+            out.push(set.join_next().await.unwrap().unwrap());
+        }
+        let id = from
+            .send_message(to, c, SendOptions::default())
+            .await
+            .unwrap();
+        let node = from.clone();
+        set.spawn(async move {
+            let outcome = tokio::time::timeout(WAIT, node.wait_outcome(id)).await;
+            (i, id, outcome.expect("an outcome").unwrap())
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        out.push(r.unwrap());
+    }
+    out.sort_by_key(|(i, _, _)| *i);
+    out.into_iter().map(|(_, id, o)| (id, o)).collect()
+}
+
+/// The next `n` messages `node` receives.
+async fn collect(node: NodeClient, n: usize) -> Vec<ReceivedMessage> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        let msg = tokio::time::timeout(WAIT, node.recv())
+            .await
+            .expect("a message within the timeout")
+            .expect("the node is running");
+        got.push(msg);
+    }
+    got
+}
+
+/// Every send ACKed; every message received once, intact, from `sender`.
+fn check_exactly_once(
+    sent: &[(MessageId, SendOutcome)],
+    contents: &[Vec<u8>],
+    sender: IdentityPublicKey,
+    got: &[ReceivedMessage],
+) {
+    assert_eq!(sent.len(), contents.len());
+    let mut expected: HashMap<MessageId, &Vec<u8>> = HashMap::new();
+    for ((id, outcome), c) in sent.iter().zip(contents) {
+        assert!(
+            matches!(outcome, SendOutcome::Acked { .. }),
+            "message {id} ended {outcome:?}"
+        );
+        expected.insert(*id, c);
+    }
+    assert_eq!(got.len(), contents.len());
+    for m in got {
+        let want = expected
+            .remove(&m.message_id)
+            .unwrap_or_else(|| panic!("message {} unknown or received twice", m.message_id));
+        assert!(
+            m.content == *want,
+            "message {} arrived altered",
+            m.message_id
+        );
+        assert_eq!(m.sender, sender);
+    }
+    assert!(expected.is_empty());
+}
+
+/// Polls `f` until it holds.
+async fn wait_until(what: &str, f: impl Fn() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !f() {
+        assert!(Instant::now() < deadline, "gave up waiting: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
