@@ -5,7 +5,8 @@
 //! client built on `ournet-proto` alone (link handshake, channel, `ClientCircuit`): enough to
 //! drive circuits over real TCP until `client/` exists. [`seed`] starts `ournet-seed` the same
 //! way, and [`network`] a seed with registered relays. [`fault`] is a TCP fault proxy (latency, held-back segments, stalls, resets) and
-//! [`netns`] makes network namespaces, for runs where nodes and relays sit on different hosts.
+//! [`netns`] makes network namespaces, for runs where nodes and relays sit on different hosts;
+//! [`tap`] records what a client's link carries.
 //! Test files are in `tests/tests/`.
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, reason = "test code")]
@@ -16,3 +17,4 @@ pub mod netns;
 pub mod network;
 pub mod relay;
 pub mod seed;
+pub mod tap;

@@ -10,6 +10,9 @@
 //!   key homed on the same relays gets none of them; the recipient, back online with its
 //!   state file, receives each once and the sender gets the ACKs.
 //!
+//! * PARANOID: a tap in front of every relay records the paranoid node's links: one frame
+//!   size (whole cells) and the same constant cell rate whether the app is idle or sending.
+//!
 //! Relays alternate between the backends under test (`ournet_tests::relay::backends`). No
 //! assertion is about time: the timeouts only turn a hang into a failure.
 #![allow(clippy::unwrap_used, clippy::print_stderr, reason = "test code")]
@@ -25,10 +28,13 @@ use ournet_client::{
     create_node_client,
 };
 use ournet_proto::address::NodeAddress;
+use ournet_proto::cell::CELL_LEN;
 use ournet_proto::keys::{EncryptionKeypair, IdentityKeypair, IdentityPublicKey};
+use ournet_proto::privacy::{PrivacyLevel, TrafficAnalysisMitigationConfig};
 use ournet_tests::client::rng;
 use ournet_tests::network::TestNet;
 use ournet_tests::relay::backends;
+use ournet_tests::tap::Tap;
 use rand_core::RngCore;
 use tokio::task::JoinSet;
 
@@ -161,6 +167,102 @@ fn queued_messages_reach_their_recipient_when_it_comes_online_and_no_other_key_t
     let _ = std::fs::remove_file(&state);
 }
 
+#[test]
+fn paranoid_links_show_one_frame_size_at_a_constant_rate_whatever_the_app_sends() {
+    let net = TestNet::start_mixed(5, &backends());
+    // The paranoid node reaches every relay through a tap; nobody else knows the taps.
+    let taps: Vec<Tap> = net
+        .hops
+        .iter()
+        .enumerate()
+        .map(|(i, (_, hop))| {
+            let t = Tap::bind(&format!("127.{}.0.2", i + 1));
+            t.forward_to(hop.addr);
+            t
+        })
+        .collect();
+    let tapped = Arc::new(StaticDirectory(
+        directory(&net, None)
+            .0
+            .iter()
+            .zip(&taps)
+            .map(|(r, t)| {
+                let mut r = r.clone();
+                r.hop.addr = t.addr;
+                r
+            })
+            .collect(),
+    ));
+    // PARANOID with a faster constant rate than its preset's 4 messages a minute (one cell
+    // per 1.25 s), so the test moves its messages in seconds: 4-cell slots every 100 ms.
+    let mut privacy = TrafficAnalysisMitigationConfig::from_privacy_level(PrivacyLevel::Paranoid);
+    privacy.constant_rate.messages_per_minute = 600.0;
+    let interval = privacy.constant_rate.cell_interval().unwrap();
+    let max_rate = 1.0 / interval.as_secs_f64();
+    runtime().block_on(async {
+        let bob = start_node(directory(&net, None), &Keys::random(), 2, None).await;
+        let mut config = node_config(tapped, &Keys::random(), 5, None);
+        config.privacy_config = Some(privacy);
+        let paul = create_node_client(config).unwrap();
+        paul.start().await.unwrap();
+        assert_eq!(paul.privacy_level(), PrivacyLevel::Paranoid);
+        // Paul homes on all five relays before sending anything, so the first connection
+        // each tap accepted is his home link, and every circuit he builds starts on one.
+        let links: Vec<_> = taps.iter().map(|t| t.connections()[0].clone()).collect();
+        let idle_from = Instant::now();
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let idle_to = Instant::now();
+        let msgs: Vec<Vec<u8>> = (0..6)
+            .map(|i| content(i, [1, 3_000, 20_000][i % 3]))
+            .collect();
+        let busy_from = Instant::now();
+        let sent = send_all(&paul, &bob.address().unwrap(), &msgs, 6).await;
+        let got = collect(bob.clone(), msgs.len()).await;
+        let busy_to = Instant::now();
+        check_exactly_once(&sent, &msgs, paul.identity(), &got);
+        let mut busy_cells = 0;
+        for (i, link) in links.iter().enumerate() {
+            let log = link.lock().unwrap().clone();
+            // The first chunk is the handshake; after it, only whole cells cross the link.
+            for (_, n) in log.iter().skip(1) {
+                assert_eq!(
+                    n % CELL_LEN,
+                    0,
+                    "link {i}: a {n}-byte chunk is not whole cells"
+                );
+            }
+            let cells = |from: Instant, to: Instant| -> usize {
+                let in_window = log.iter().skip(1).filter(|(t, _)| *t >= from && *t < to);
+                in_window.map(|(_, n)| n / CELL_LEN).sum()
+            };
+            let rate =
+                |from: Instant, to: Instant| cells(from, to) as f64 / (to - from).as_secs_f64();
+            let (idle, busy) = (rate(idle_from, idle_to), rate(busy_from, busy_to));
+            busy_cells += cells(busy_from, busy_to);
+            eprintln!(
+                "link {i}: {idle:.1} cells/s idle, {busy:.1} busy (constant rate {max_rate:.1})"
+            );
+            // Timer lateness on a loaded machine can only slow the schedule, never speed it,
+            // so the upper bound is tight and the lower one loose.
+            assert!(
+                idle >= 0.3 * max_rate,
+                "link {i}: padding keeps an idle link sending"
+            );
+            assert!(busy >= 0.3 * max_rate, "link {i}");
+            assert!(
+                busy <= 1.1 * max_rate + 1.0,
+                "link {i}: the app's sends raised the rate"
+            );
+        }
+        eprintln!(
+            "{busy_cells} cells on Paul's links while he sent {} bytes",
+            3 * 23_001
+        );
+        bob.stop().await;
+        paul.stop().await;
+    });
+}
+
 /// A node's keys, kept as secret bytes so a test can start the same node twice.
 struct Keys {
     identity: [u8; 32],
@@ -225,6 +327,17 @@ async fn start_node(
     homes: usize,
     state: Option<PathBuf>,
 ) -> NodeClient {
+    let node = create_node_client(node_config(dir, keys, homes, state)).unwrap();
+    node.start().await.unwrap();
+    node
+}
+
+fn node_config(
+    dir: Arc<StaticDirectory>,
+    keys: &Keys,
+    homes: usize,
+    state: Option<PathBuf>,
+) -> NodeConfig {
     let mut c = NodeConfig::new(
         IdentityKeypair::from_secret_bytes(&keys.identity),
         EncryptionKeypair::from_secret_bytes(&keys.encryption),
@@ -235,9 +348,7 @@ async fn start_node(
     c.timeouts = timeouts();
     c.max_retries = 10;
     c.state_path = state;
-    let node = create_node_client(c).unwrap();
-    node.start().await.unwrap();
-    node
+    c
 }
 
 /// Content `i` of `len` bytes: distinct per `i` wherever the length allows.
