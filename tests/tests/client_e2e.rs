@@ -13,6 +13,9 @@
 //! * PARANOID: a tap in front of every relay records the paranoid node's links: one frame
 //!   size (whole cells) and the same constant cell rate whether the app is idle or sending.
 //!
+//! * Nodes and relays on different hosts (network namespaces), every link through a fault
+//!   proxy (20 ms RTT, held-back segments, stalls): messages both ways arrive once, ACKed.
+//!
 //! Relays alternate between the backends under test (`ournet_tests::relay::backends`). No
 //! assertion is about time: the timeouts only turn a hang into a failure.
 #![allow(clippy::unwrap_used, clippy::print_stderr, reason = "test code")]
@@ -29,11 +32,14 @@ use ournet_client::{
 };
 use ournet_proto::address::NodeAddress;
 use ournet_proto::cell::CELL_LEN;
+use ournet_proto::circuit::PathHop;
 use ournet_proto::keys::{EncryptionKeypair, IdentityKeypair, IdentityPublicKey};
 use ournet_proto::privacy::{PrivacyLevel, TrafficAnalysisMitigationConfig};
 use ournet_tests::client::rng;
-use ournet_tests::network::TestNet;
+use ournet_tests::netns::SplitNet;
+use ournet_tests::network::{LOCAL_RELAY_CONFIG, TestNet};
 use ournet_tests::relay::backends;
+use ournet_tests::seed::verified_hops;
 use ournet_tests::tap::Tap;
 use rand_core::RngCore;
 use tokio::task::JoinSet;
@@ -263,6 +269,78 @@ fn paranoid_links_show_one_frame_size_at_a_constant_rate_whatever_the_app_sends(
     });
 }
 
+#[test]
+fn client_nodes_on_another_host_exchange_messages_once_through_a_faulty_20ms_network() {
+    let config = std::env::temp_dir().join(format!("ournet-split-{}.toml", std::process::id()));
+    std::fs::write(&config, LOCAL_RELAY_CONFIG).unwrap();
+    let extra = ["--config", config.to_str().unwrap()];
+    let net = SplitNet::start(env!("CARGO_BIN_EXE_ournet-fault-proxy"), &extra);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // This thread, and the one-thread runtime on it, is a host on the node network.
+            net.node_host.enter_current_thread().unwrap();
+            let deadline = Instant::now() + WAIT;
+            let hops = loop {
+                let hops = verified_hops(&net.seed.discover(20));
+                if net.ids.iter().all(|id| hops.contains_key(id)) {
+                    break hops;
+                }
+                assert!(Instant::now() < deadline, "relays never all registered");
+                std::thread::sleep(Duration::from_millis(200));
+            };
+            let dir = relays_dir(net.ids.iter().map(|id| (id.clone(), hops[id].clone())));
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(exchange_both_ways(
+                dir,
+                24,
+                &[1, 925, 5_000, 60_000, 300_000],
+            ));
+        })
+        .join()
+        .unwrap();
+    });
+    std::thread::sleep(Duration::from_millis(1100));
+    assert!(
+        net.proxy.counter("connections") >= 3,
+        "links crossed the proxies"
+    );
+    assert!(net.proxy.counter("held") > 0, "segments were held back");
+    let _ = std::fs::remove_file(&config);
+}
+
+/// Two nodes on `dir` send each other `n` messages each, sizes taken in turn from `sizes`;
+/// every one arrives once, intact, ACKed.
+async fn exchange_both_ways(dir: Arc<StaticDirectory>, n: usize, sizes: &[usize]) {
+    let (alice, bob) = (
+        start_node(dir.clone(), &Keys::random(), 2, None).await,
+        start_node(dir, &Keys::random(), 2, None).await,
+    );
+    let to_bob: Vec<Vec<u8>> = (0..n).map(|i| content(i, sizes[i % sizes.len()])).collect();
+    let to_alice: Vec<Vec<u8>> = (0..n)
+        .map(|i| content(n + i, sizes[i % sizes.len()]))
+        .collect();
+    let bob_gets = tokio::spawn(collect(bob.clone(), n));
+    let alice_gets = tokio::spawn(collect(alice.clone(), n));
+    let (a_addr, b_addr) = (alice.address().unwrap(), bob.address().unwrap());
+    let (a_sent, b_sent) = tokio::join!(
+        send_all(&alice, &b_addr, &to_bob, 8),
+        send_all(&bob, &a_addr, &to_alice, 8),
+    );
+    check_exactly_once(&a_sent, &to_bob, alice.identity(), &bob_gets.await.unwrap());
+    check_exactly_once(
+        &b_sent,
+        &to_alice,
+        bob.identity(),
+        &alice_gets.await.unwrap(),
+    );
+    eprintln!("alice {:?}\nbob {:?}", alice.get_stats(), bob.get_stats());
+    alice.stop().await;
+    bob.stop().await;
+}
+
 /// A node's keys, kept as secret bytes so a test can start the same node twice.
 struct Keys {
     identity: [u8; 32],
@@ -292,13 +370,20 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// The relays `/discover` listed (only those named in `only`, if given).
 fn directory(net: &TestNet, only: Option<&[String]>) -> Arc<StaticDirectory> {
-    let relays = net
-        .hops
-        .iter()
-        .filter(|(id, _)| only.is_none_or(|o| o.contains(id)))
-        .map(|(id, hop)| RelayInfo {
-            router_id: id.clone(),
-            hop: hop.clone(),
+    relays_dir(
+        net.hops
+            .iter()
+            .filter(|(id, _)| only.is_none_or(|o| o.contains(id)))
+            .cloned(),
+    )
+}
+
+/// A fixed directory of these relays.
+fn relays_dir(hops: impl Iterator<Item = (String, PathHop)>) -> Arc<StaticDirectory> {
+    let relays = hops
+        .map(|(router_id, hop)| RelayInfo {
+            router_id,
+            hop,
             region: None,
             asn: None,
             load: None,
