@@ -38,6 +38,11 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Relays on one host share an IPv4 /16, and [`Diversity::Strict`] (the default) never puts
+//! two of them in one node's homes or in one path: a test network on one machine either binds
+//! its relays to distinct /16s of 127/8 (`127.1.0.1`, `127.2.0.1`, ...) or sets
+//! [`Diversity::Prefer`].
+//!
 //! Modules: [`config`] (what a node starts with), [`directory`] (where relays come from),
 //! [`stats`] (counters), [`state`] (the state file format); the link driver, home relays,
 //! sending and receiving are private.

@@ -26,6 +26,7 @@ use crate::pacing::{MessageDelay, Pacing};
 use crate::stats::{Counters, NodeStats};
 
 mod home;
+mod pool;
 mod recv;
 mod send;
 mod store;
@@ -148,6 +149,7 @@ pub fn create_node_client(config: NodeConfig) -> Result<NodeClient, ClientError>
         counters: Counters::default(),
         store,
         links: tokio::sync::Mutex::new(HashMap::new()),
+        pool: Mutex::new(HashMap::new()),
         homes: Mutex::new(Vec::new()),
         cooldown: Mutex::new(HashMap::new()),
         address: Mutex::new(None),
@@ -168,12 +170,16 @@ pub fn create_node_client(config: NodeConfig) -> Result<NodeClient, ClientError>
 
 impl NodeClient {
     /// Connects to home relays (at least `min_connections`), signs the node's address, starts
-    /// the maintenance tasks and resumes the sends the state file holds.
+    /// the maintenance tasks and resumes the sends the state file holds. Does nothing on a
+    /// running node.
     ///
     /// # Errors
     /// [`ClientError::TooFewHomes`] or [`ClientError::Directory`]; the node is then stopped.
     pub async fn start(&self) -> Result<(), ClientError> {
         let inner = &self.inner;
+        if inner.is_running() {
+            return Ok(());
+        }
         inner.shutdown.send_replace(false);
         let got = home::ensure_homes(inner).await;
         if got < inner.settings.min {
@@ -211,6 +217,7 @@ impl NodeClient {
             .counters
             .homes
             .store(0, std::sync::atomic::Ordering::Relaxed);
+        pool::clear(inner);
         inner.links.lock().await.clear();
         if let Err(e) = inner.store.flush().await {
             tracing::warn!("saving state at stop: {e}");
@@ -358,6 +365,7 @@ struct Inner {
     counters: Counters,
     store: Store,
     links: tokio::sync::Mutex<HashMap<[u8; 32], LinkHandle>>,
+    pool: Mutex<HashMap<[u8; 32], pool::SendCircuit>>,
     homes: Mutex<Vec<home::Home>>,
     cooldown: Mutex<HashMap<String, Instant>>,
     address: Mutex<Option<NodeAddress>>,
@@ -376,16 +384,23 @@ impl Inner {
     /// The link to `hop`'s relay: the open one, or a new one.
     async fn link_to(&self, hop: &PathHop) -> Result<LinkHandle, ClientError> {
         let key = hop.identity.to_bytes();
-        let mut links = self.links.lock().await;
-        if let Some(l) = links.get(&key)
-            && !l.is_closed()
         {
-            return Ok(l.clone());
+            let mut links = self.links.lock().await;
+            if let Some(l) = links.get(&key)
+                && !l.is_closed()
+            {
+                return Ok(l.clone());
+            }
+            links.retain(|_, l| !l.is_closed());
         }
-        links.retain(|_, l| !l.is_closed());
+        // Connect without the lock, so one unreachable relay does not hold up every send. Two
+        // racing connects to one relay both work; the map keeps the later one.
         let pacing = Pacing::for_config(&self.privacy_config());
         let handle = link::connect(hop, self.settings.timeouts.connect, pacing).await?;
-        links.insert(key, handle.clone());
+        if !self.is_running() {
+            return Err(ClientError::NotRunning);
+        }
+        self.links.lock().await.insert(key, handle.clone());
         Ok(handle)
     }
 
@@ -444,6 +459,15 @@ impl Inner {
                 o.map.remove(&old);
             }
         }
+    }
+
+    /// Whether the address is past half its lifetime.
+    fn address_is_stale(&self) -> bool {
+        let guard = self.address.lock().unwrap_or_else(|p| p.into_inner());
+        guard.as_ref().is_some_and(|a| {
+            let half = a.expires_at.saturating_sub(a.issued_at) / 2;
+            unix_now() >= a.issued_at.saturating_add(half)
+        })
     }
 
     /// Re-signs the node's address over the current homes.

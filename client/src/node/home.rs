@@ -90,7 +90,8 @@ pub(super) async fn ensure_homes(inner: &Arc<Inner>) -> usize {
     inner.lock_homes().len()
 }
 
-/// Keeps the homes at target: after a home dies, and every ping interval.
+/// Keeps the homes at target (after a home dies, and every ping interval) and the address
+/// fresh (re-signed past half its lifetime).
 pub(super) async fn maintain(inner: Arc<Inner>) {
     let mut shutdown = inner.shutdown.subscribe();
     loop {
@@ -103,6 +104,9 @@ pub(super) async fn maintain(inner: Arc<Inner>) {
             return;
         }
         ensure_homes(&inner).await;
+        if inner.address_is_stale() {
+            inner.resign_address();
+        }
     }
 }
 
@@ -249,7 +253,8 @@ async fn watch_home(
     inner.homes_changed.notify_one();
 }
 
-fn cool_down(inner: &Inner, router_id: &str) {
+/// Keeps `router_id` out of homes and paths for the cooldown.
+pub(super) fn cool_down(inner: &Inner, router_id: &str) {
     let until = Instant::now() + inner.settings.timeouts.home_cooldown;
     inner
         .cooldown
@@ -258,8 +263,9 @@ fn cool_down(inner: &Inner, router_id: &str) {
         .insert(router_id.to_owned(), until);
 }
 
-/// Router ids still cooling down (and forgets the rest).
-fn cooling_down(inner: &Inner) -> Vec<String> {
+/// Router ids still cooling down after a failure (and forgets the rest): not chosen as a
+/// home or a hop until then.
+pub(super) fn cooling_down(inner: &Inner) -> Vec<String> {
     let now = Instant::now();
     let mut c = inner.cooldown.lock().unwrap_or_else(|p| p.into_inner());
     c.retain(|_, until| *until > now);

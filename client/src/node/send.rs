@@ -14,6 +14,7 @@ use ournet_proto::circuit::{ClientEvent, PathHop};
 use ournet_proto::envelope::{AckToken, encrypt_message_with_ack};
 use ournet_proto::relay_msg::DeliveryStatus;
 
+use super::pool::{self, SendCircuit};
 use super::{Inner, MessageId, SendOutcome, shuffled, unix_now};
 use crate::config::SendOptions;
 use crate::directory::Preferences;
@@ -196,39 +197,67 @@ fn save_attempts(inner: &Inner, job: &Job) {
     });
 }
 
-/// One attempt: a fresh circuit ending at `home`, the message, then DELIVERY_STATUS and the
-/// ACK.
+/// One attempt: the pooled circuit to `home` (first attempts only) or a fresh one, the
+/// message, then DELIVERY_STATUS and the ACK.
 async fn attempt(inner: &Arc<Inner>, job: &mut Job, home: &PathHop) -> Attempt {
-    let prefs = Preferences {
-        region: None,
-        exclude: vec![home.identity.to_hex()],
+    let key = home.identity.to_bytes();
+    let reused = if job.attempts == 1 {
+        pool::pooled(inner, key)
+    } else {
+        None
     };
-    let candidates = match inner.directory.relays(PATH_CANDIDATES, &prefs).await {
-        Ok(c) => shuffled(c),
-        Err(e) => return Attempt::Failed(format!("directory: {e}")),
+    let sc = match reused {
+        Some(sc) => sc,
+        None => match fresh_circuit(inner, home).await {
+            Ok(sc) => {
+                pool::put(inner, key, sc.clone());
+                sc
+            }
+            Err(why) => return Attempt::Failed(why),
+        },
     };
-    let Some(path) = path_to(&candidates, home, inner.settings.diversity) else {
-        return Attempt::Failed("no diverse path to the recipient's home".into());
-    };
-    let link = match inner.link_to(&path[0]).await {
-        Ok(l) => l,
-        Err(e) => return Attempt::Failed(e.to_string()),
-    };
-    let (circ, mut events) = match link.open_circuit(path).await {
-        Ok(c) => c,
-        Err(e) => return Attempt::Failed(e.to_string()),
-    };
+    let mut events = sc.register(job.id.0);
     let op = CircOp::Message {
         message_id: job.id.0,
         recipient: job.to.identity.to_bytes(),
         envelope: job.envelope.clone(),
     };
-    if let Err(e) = circ.op(op).await {
-        return Attempt::Failed(e.to_string());
+    let result = match sc.circuit().op(op).await {
+        Ok(()) => await_ack(inner, job, &mut events).await,
+        Err(e) => Attempt::Failed(e.to_string()),
+    };
+    sc.forget(job.id.0);
+    if matches!(result, Attempt::Failed(_)) {
+        pool::evict(inner, key, &sc);
     }
-    let result = await_ack(inner, job, &mut events).await;
-    circ.close().await;
     result
+}
+
+/// Builds a 3-hop circuit ending at `home`, its first two hops fresh from the directory.
+async fn fresh_circuit(inner: &Arc<Inner>, home: &PathHop) -> Result<SendCircuit, String> {
+    // Relays that just failed (as a home or as a first hop) sit out their cooldown.
+    let mut exclude = super::home::cooling_down(inner);
+    exclude.push(home.identity.to_hex());
+    let prefs = Preferences {
+        region: None,
+        exclude,
+    };
+    let candidates = match inner.directory.relays(PATH_CANDIDATES, &prefs).await {
+        Ok(c) => shuffled(c),
+        Err(e) => return Err(format!("directory: {e}")),
+    };
+    let Some(path) = path_to(&candidates, home, inner.settings.diversity) else {
+        return Err("no diverse path to the recipient's home".into());
+    };
+    let link = match inner.link_to(&path[0]).await {
+        Ok(l) => l,
+        Err(e) => {
+            super::home::cool_down(inner, &path[0].identity.to_hex());
+            return Err(e.to_string());
+        }
+    };
+    let (circ, events) = link.open_circuit(path).await.map_err(|e| e.to_string())?;
+    Ok(SendCircuit::start(inner, circ, events))
 }
 
 /// Waits for DELIVERY_STATUS, then for an ACK whose token verifies.

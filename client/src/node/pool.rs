@@ -1,0 +1,177 @@
+//! Send circuits kept open for a while, one per recipient home, so a burst of messages to a
+//! node does not build a 3-hop circuit each.
+//!
+//! A dispatcher task per circuit hands DELIVERY_STATUS and ACK events to the send waiting for
+//! that message id. Only a first attempt reuses a circuit; a retry always builds a fresh one
+//! (other hops), and a failed attempt retires the circuit it used. A circuit is reused for at
+//! most [`MAX_CIRCUIT_AGE`]: reuse lets the recipient's home relay see that several messages
+//! came on one circuit, so the window is short. A retired circuit closes once no send waits
+//! on it, so a message queued for an offline recipient keeps its way back for the ACK.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ournet_proto::circuit::ClientEvent;
+use tokio::sync::mpsc;
+
+use super::Inner;
+use crate::link::{CircEvent, CircuitHandle};
+
+/// Longest time a send circuit takes new messages.
+pub(super) const MAX_CIRCUIT_AGE: Duration = Duration::from_secs(60);
+/// Most pooled circuits (one per recipient home); past it the oldest is retired.
+const MAX_POOLED: usize = 64;
+/// Events one message can get (DELIVERY_STATUS, ACK, and a repeat of either).
+const WAITER_CAP: usize = 8;
+
+type Waiters = Arc<Mutex<HashMap<[u8; 16], mpsc::Sender<CircEvent>>>>;
+
+/// A send circuit shared by the messages to one home.
+#[derive(Debug, Clone)]
+pub(super) struct SendCircuit {
+    circ: CircuitHandle,
+    waiters: Waiters,
+    built: Instant,
+    alive: Arc<AtomicBool>,
+    retired: Arc<AtomicBool>,
+}
+
+impl SendCircuit {
+    /// Wraps a built circuit and starts its dispatcher.
+    pub(super) fn start(
+        inner: &Inner,
+        circ: CircuitHandle,
+        events: mpsc::Receiver<CircEvent>,
+    ) -> Self {
+        let sc = Self {
+            circ,
+            waiters: Arc::default(),
+            built: Instant::now(),
+            alive: Arc::new(AtomicBool::new(true)),
+            retired: Arc::new(AtomicBool::new(false)),
+        };
+        inner.spawn(dispatch(events, sc.waiters.clone(), sc.alive.clone()));
+        sc
+    }
+
+    /// The circuit.
+    pub(super) fn circuit(&self) -> &CircuitHandle {
+        &self.circ
+    }
+
+    /// Registers message `id`; its events come out of the returned receiver, which ends when
+    /// the circuit closes.
+    pub(super) fn register(&self, id: [u8; 16]) -> mpsc::Receiver<CircEvent> {
+        let (tx, rx) = mpsc::channel(WAITER_CAP);
+        if self.alive.load(Ordering::Acquire) {
+            lock(&self.waiters).insert(id, tx);
+        }
+        rx
+    }
+
+    /// Stops routing events for `id`; closes a retired circuit nobody waits on any more.
+    pub(super) fn forget(&self, id: [u8; 16]) {
+        let empty = {
+            let mut w = lock(&self.waiters);
+            w.remove(&id);
+            w.is_empty()
+        };
+        if empty && self.retired.load(Ordering::Acquire) {
+            self.close_soon();
+        }
+    }
+
+    /// Takes no new messages from now on; closes once nobody waits.
+    pub(super) fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+        if lock(&self.waiters).is_empty() {
+            self.close_soon();
+        }
+    }
+
+    fn usable(&self) -> bool {
+        self.alive.load(Ordering::Acquire)
+            && !self.retired.load(Ordering::Acquire)
+            && self.built.elapsed() < MAX_CIRCUIT_AGE
+    }
+
+    fn same(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.alive, &other.alive)
+    }
+
+    fn close_soon(&self) {
+        let circ = self.circ.clone();
+        tokio::spawn(async move { circ.close().await });
+    }
+}
+
+/// The pooled circuit to `home`, if one is usable.
+pub(super) fn pooled(inner: &Inner, home: [u8; 32]) -> Option<SendCircuit> {
+    let mut pool = lock(&inner.pool);
+    match pool.get(&home) {
+        Some(sc) if sc.usable() => Some(sc.clone()),
+        Some(_) => {
+            if let Some(old) = pool.remove(&home) {
+                old.retire();
+            }
+            None
+        }
+        None => None,
+    }
+}
+
+/// Makes `sc` the pooled circuit to `home`, retiring the one it replaces.
+pub(super) fn put(inner: &Inner, home: [u8; 32], sc: SendCircuit) {
+    let mut pool = lock(&inner.pool);
+    if pool.len() >= MAX_POOLED && !pool.contains_key(&home) {
+        let oldest = pool.iter().min_by_key(|(_, c)| c.built).map(|(k, _)| *k);
+        if let Some(old) = oldest.and_then(|k| pool.remove(&k)) {
+            old.retire();
+        }
+    }
+    if let Some(old) = pool.insert(home, sc) {
+        old.retire();
+    }
+}
+
+/// Retires `sc` after an attempt on it failed (it may be broken).
+pub(super) fn evict(inner: &Inner, home: [u8; 32], sc: &SendCircuit) {
+    let mut pool = lock(&inner.pool);
+    if pool.get(&home).is_some_and(|p| p.same(sc)) {
+        pool.remove(&home);
+    }
+    sc.retire();
+}
+
+/// Retires every pooled circuit (the node is stopping).
+pub(super) fn clear(inner: &Inner) {
+    for (_, sc) in lock(&inner.pool).drain() {
+        sc.retire();
+    }
+}
+
+async fn dispatch(mut events: mpsc::Receiver<CircEvent>, waiters: Waiters, alive: Arc<AtomicBool>) {
+    while let Some(ev) = events.recv().await {
+        let id = match &ev {
+            CircEvent::Proto(
+                ClientEvent::DeliveryStatus { message_id, .. }
+                | ClientEvent::Ack { message_id, .. },
+            ) => *message_id,
+            CircEvent::Proto(_) => continue,
+            CircEvent::Closed(_) => break,
+        };
+        let tx = lock(&waiters).get(&id).cloned();
+        if let Some(tx) = tx {
+            // A waiter gets a handful of events; more is a misbehaving relay, dropped.
+            let _ = tx.try_send(ev);
+        }
+    }
+    alive.store(false, Ordering::Release);
+    lock(&waiters).clear();
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
