@@ -51,6 +51,7 @@
 pub mod config;
 mod dedup;
 pub mod directory;
+pub mod discovery;
 mod diversity;
 mod error;
 mod link;

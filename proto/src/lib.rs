@@ -46,6 +46,7 @@ pub mod qos;
 /// The Python reference's crypto formats, for interop and cross-checks only (leak hop position).
 pub mod reference;
 pub mod relay_msg;
+pub mod revocation;
 #[cfg(test)]
 mod test_util;
 

@@ -55,6 +55,12 @@ pub struct SeedConfig {
     pub discover_cache_seconds: f64,
     /// Most routers kept in the registry; registrations beyond it are refused. Default 100000.
     pub max_routers: u64,
+    /// Most recipient addresses kept (`POST /address`); new identities beyond it are refused.
+    /// Default 100000.
+    pub max_addresses: u64,
+    /// Longest validity an address may claim (`expires_at - now`), so one publish cannot pin
+    /// a slot for years. Default 30 days.
+    pub max_address_lifetime_seconds: f64,
     /// Optional IP-to-ASN table: lines `CIDR<TAB>ASN` (IPv4), `#` comments.
     pub asn_table_path: Option<PathBuf>,
 
@@ -233,6 +239,8 @@ impl Default for SeedConfig {
             pow_challenge_ttl_seconds: 600.0,
             discover_cache_seconds: 1.0,
             max_routers: 100_000,
+            max_addresses: 100_000,
+            max_address_lifetime_seconds: 2_592_000.0,
             asn_table_path: None,
             min_uptime_pct: 90.0,
             max_stale_seconds: 600.0,

@@ -1,4 +1,4 @@
-//! The HTTP API (spec §4.1, §4.2): the reference's paths, field names, status codes and
+//! The HTTP API (spec §4.1, §4.2, plus `/address` for recipient addresses): the reference's paths, field names, status codes and
 //! reason strings, strict where the reference is insecure.
 //!
 //! Every request passes the same layers: a body-size limit (413), a per-IP token bucket (429
@@ -6,6 +6,7 @@
 //! latency metric. Bodies are parsed by hand so that non-JSON, non-objects, wrong types and
 //! out-of-range values get a 400 with a `reason`, never a 500 (W25).
 
+mod address;
 mod discover;
 mod gossip;
 mod reports;
@@ -54,6 +55,8 @@ pub fn app(state: AppState) -> Router {
         .route("/revoke_seed", post(reports::revoke_seed))
         .route("/revocations", get(reports::revocations))
         .route("/gossip/exchange", post(gossip::exchange))
+        .route("/address", post(address::publish))
+        .route("/address/{identity}", get(address::lookup))
         .route("/status", get(status::status))
         .route("/health", get(health))
         .layer(middleware::from_fn_with_state(state.clone(), admit))
@@ -124,6 +127,8 @@ fn route_name(path: &str) -> &'static str {
         "/gossip/exchange" => "gossip",
         "/status" => "status",
         "/health" => "health",
+        "/address" => "address",
+        p if p.starts_with("/address/") => "address_lookup",
         _ => "other",
     }
 }

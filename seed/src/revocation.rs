@@ -4,12 +4,13 @@
 //! Stricter than the reference (W13): a revocation must be signed by the revoked seed itself
 //! or a configured authority, may not be dated in the future beyond the timestamp window, and
 //! a stored revocation can be made to take effect earlier but never later, whoever signs the
-//! newer one. A list file must be signed by a trusted authority when it names one.
+//! newer one. A list file must be signed by a trusted authority when it names one. The
+//! signature rules themselves live in `ournet_proto::revocation`, shared with the discovery
+//! client.
 
 use std::path::Path;
 
-use ournet_proto::canonical_json;
-use ournet_proto::keys::{IdentityPublicKey, Signature};
+use ournet_proto::revocation::{self, RevocationRules, VerifiedRevocation};
 use serde_json::{Map, Value, json};
 
 use crate::error::AppError;
@@ -42,61 +43,13 @@ pub async fn add_revocation(
 
 fn check_revocation(s: &AppState, o: &Map<String, Value>) -> Result<Value, String> {
     let cfg = &s.0.cfg;
-    let str_of = |k: &str| o.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
-    let seed_id = str_of("seed_id");
-    if seed_id.is_empty() {
-        return Err("missing_seed_id".into());
-    }
-    if str_of("revocation_id").is_empty() {
-        return Err("missing_revocation_id".into());
-    }
-    let now = s.now();
-    let ts = o.get("timestamp").and_then(Value::as_f64).unwrap_or(0.0);
-    if now - ts > cfg.seed_revocation_max_age_seconds {
-        #[expect(clippy::cast_possible_truncation, reason = "display only")]
-        return Err(format!("revocation_too_old:age={}s", (now - ts) as i64));
-    }
-    if ts > now + cfg.timestamp_window_seconds {
-        return Err("future_timestamp".into());
-    }
-    let issuer = str_of("issuer_id");
-    if str_of("signature").is_empty() {
-        return Err("missing_signature".into());
-    }
-    if issuer.is_empty() {
-        return Err("missing_issuer_id".into());
-    }
-    if issuer != seed_id && !cfg.seed_revocation_trusted_authorities.contains(&issuer) {
-        return Err("untrusted_issuer".into());
-    }
-    let eff = o
-        .get("effective_at")
-        .and_then(Value::as_f64)
-        .filter(|e| *e > 0.0)
-        .unwrap_or(ts);
-    let signable = json!({
-        "type": o.get("type").and_then(Value::as_str).unwrap_or("seed_revocation"),
-        "revocation_id": str_of("revocation_id"),
-        "seed_id": seed_id,
-        "reason": o.get("reason").cloned().unwrap_or(Value::Null),
-        "reason_detail": o.get("reason_detail").cloned().unwrap_or(Value::Null),
-        "timestamp": o.get("timestamp").cloned().unwrap_or(Value::Null),
-        "effective_at": o.get("effective_at").cloned().unwrap_or(Value::Null),
-        "issuer_id": issuer,
-    });
-    let bad = |what: &str| format!("invalid_signature:{what}");
-    let key =
-        IdentityPublicKey::from_hex(&issuer).map_err(|_| bad("invalid_key_or_signature_format"))?;
-    let sig = Signature::from_hex(&str_of("signature"))
-        .map_err(|_| bad("invalid_key_or_signature_format"))?;
-    let msg = canonical_json::to_compact(&signable).map_err(|_| bad("verification_error"))?;
-    let _ok = key
-        .verify(msg.as_bytes(), &sig)
-        .map_err(|_| bad("signature_verification_failed"))?;
-    let mut rec = signable;
-    rec["effective_at"] = json!(eff);
-    rec["signature"] = json!(str_of("signature"));
-    Ok(rec)
+    let rules = RevocationRules {
+        now: s.now(),
+        max_age_seconds: cfg.seed_revocation_max_age_seconds,
+        future_window_seconds: cfg.timestamp_window_seconds,
+        trusted_authorities: &cfg.seed_revocation_trusted_authorities,
+    };
+    revocation::check_revocation(o, &rules).map(VerifiedRevocation::into_record)
 }
 
 /// Loads a revocation list file (`SeedRevocationList`: `{version, generated_at, revocations,
@@ -140,33 +93,5 @@ pub async fn load_list_file(s: &AppState, path: &Path) -> Result<(usize, Vec<Str
 }
 
 fn check_list_signature(s: &AppState, list: &Map<String, Value>) -> Result<(), String> {
-    let authority = list
-        .get("authority_id")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    if authority.is_empty() {
-        return Ok(());
-    }
-    if !s
-        .0
-        .cfg
-        .seed_revocation_trusted_authorities
-        .iter()
-        .any(|a| a == authority)
-    {
-        return Err("untrusted_authority".into());
-    }
-    let signable = json!({
-        "version": list.get("version").cloned().unwrap_or(json!(1)),
-        "generated_at": list.get("generated_at").cloned().unwrap_or(Value::Null),
-        "revocations": list.get("revocations").cloned().unwrap_or(json!([])),
-        "authority_id": authority,
-    });
-    let sig = list.get("signature").and_then(Value::as_str).unwrap_or("");
-    let sig = Signature::from_hex(sig).map_err(|_| "bad_signature_format".to_owned())?;
-    let key = IdentityPublicKey::from_hex(authority).map_err(|_| "bad_authority_key".to_owned())?;
-    let msg = canonical_json::to_compact(&signable).map_err(|e| e.to_string())?;
-    key.verify(msg.as_bytes(), &sig)
-        .map(|_| ())
-        .map_err(|_| "signature_verification_failed".to_owned())
+    revocation::check_list_signature(list, &s.0.cfg.seed_revocation_trusted_authorities)
 }

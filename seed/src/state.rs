@@ -320,6 +320,8 @@ impl AppState {
                 reports: now - cfg.misbehavior_report_window_seconds,
                 challenges: now,
                 ip_counts: now - IP_COUNT_RETENTION_SECONDS,
+                #[expect(clippy::cast_possible_truncation, reason = "unix seconds")]
+                addresses: now as i64,
             })
             .await?;
         self.invalidate();

@@ -95,6 +95,15 @@ pub async fn backoff(attempt: usize) {
     tokio::time::sleep(std::time::Duration::from_micros(us)).await;
 }
 
+/// Why an address upsert changed nothing, from the address now stored (shared by backends).
+fn not_stored(stored: Option<&str>, text: &str) -> PutAddress {
+    match stored {
+        Some(t) if t == text => PutAddress::Unchanged,
+        Some(_) => PutAddress::NotNewer,
+        None => PutAddress::Full,
+    }
+}
+
 /// One registration attempt (§5.2).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RegEvent {
@@ -178,6 +187,35 @@ pub struct PruneBefore {
     pub challenges: f64,
     /// Per-IP counts not updated since this go.
     pub ip_counts: f64,
+    /// Recipient addresses that expired before this (unix seconds) go.
+    pub addresses: i64,
+}
+
+/// A node's published recipient address (`POST /address`), verified before it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAddress {
+    /// Hex of the node's identity key.
+    pub identity: String,
+    /// The `ournet1:` text, as the node signed it.
+    pub text: String,
+    /// Its `issued_at` (unix seconds): a newer one replaces an older one.
+    pub issued_at: i64,
+    /// Its `expires_at` (unix seconds).
+    pub expires_at: i64,
+}
+
+/// What [`Store::put_address`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PutAddress {
+    /// Stored (new identity, or newer than the stored address).
+    Stored,
+    /// The very same address is already stored.
+    Unchanged,
+    /// A different address with the same or a later `issued_at` is stored.
+    NotNewer,
+    /// The store holds `max` addresses and this identity is not among them.
+    Full,
 }
 
 /// The seed's persistent state. All methods are safe to call concurrently from many tasks and,
@@ -262,6 +300,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn put_revocation(&self, seed_id: &str, record: &Value) -> Result<(), StoreError>;
     /// All revocations.
     async fn revocations(&self) -> Result<Vec<Value>, StoreError>;
+    /// Stores a node's address if its identity has none, or if it is newer than the stored
+    /// one; a new identity is refused once `max` addresses are stored (a soft bound: replicas
+    /// inserting at once may pass it by a few).
+    async fn put_address(&self, a: &StoredAddress, max: u64) -> Result<PutAddress, StoreError>;
+    /// The stored address of an identity (expired or not: the caller checks).
+    async fn address(&self, identity: &str) -> Result<Option<StoredAddress>, StoreError>;
     /// Deletes everything older than the bounds.
     async fn prune(&self, before: &PruneBefore) -> Result<(), StoreError>;
 }

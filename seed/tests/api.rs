@@ -400,6 +400,10 @@ async fn synchronized_honest_heartbeats_do_not_drain_reputation_w20() {
     );
 }
 
+fn asn_of_63() -> String {
+    router(63, "").router_id()
+}
+
 #[tokio::test]
 async fn selection_takes_one_router_per_slash16_and_spreads_asns() {
     let asns =
@@ -437,6 +441,18 @@ async fn selection_takes_one_router_per_slash16_and_spreads_asns() {
         !got.contains(&excluded.as_str()),
         "exclude preference honoured (W22)"
     );
+    let answer = h.discover(10).await;
+    for entry in answer["routers"].as_array().unwrap() {
+        let want = if entry["router_id"] == asn_of_63() {
+            200
+        } else {
+            100
+        };
+        assert_eq!(
+            entry["asn"], want,
+            "the seed serves its ASN mapping, signed"
+        );
+    }
     let all = h.discovered_ids(10).await;
     assert_eq!(all.len(), 3, "two routers in 10.20/16 give one");
     let first_two: Vec<_> = all.iter().take(2).collect();

@@ -11,7 +11,8 @@ use ournet_seed::record::{Health, RouterRecord};
 use ournet_seed::store::postgres::PgStore;
 use ournet_seed::store::sqlite::SqliteStore;
 use ournet_seed::store::{
-    NewRegistration, PruneBefore, RegEvent, RegisterOutcome, ReportEntry, Store, update_router,
+    NewRegistration, PruneBefore, PutAddress, RegEvent, RegisterOutcome, ReportEntry, Store,
+    StoredAddress, update_router,
 };
 use serde_json::json;
 
@@ -44,6 +45,57 @@ async fn suite(s: Arc<dyn Store>) {
     events(&s).await;
     reports_flags_revocations(&s).await;
     registrations(&s).await;
+    addresses(&s).await;
+}
+
+/// `put_address`: newest per identity, a cap on identities, pruning by expiry.
+async fn addresses(s: &Arc<dyn Store>) {
+    let a = |id: &str, text: &str, issued_at: i64, expires_at: i64| StoredAddress {
+        identity: id.into(),
+        text: text.into(),
+        issued_at,
+        expires_at,
+    };
+    assert_eq!(
+        s.put_address(&a("n1", "t1", 10, 100), 2).await.unwrap(),
+        PutAddress::Stored
+    );
+    assert_eq!(
+        s.put_address(&a("n1", "t1", 10, 100), 2).await.unwrap(),
+        PutAddress::Unchanged
+    );
+    assert_eq!(
+        s.put_address(&a("n1", "t0", 9, 100), 2).await.unwrap(),
+        PutAddress::NotNewer
+    );
+    assert_eq!(
+        s.put_address(&a("n1", "t2", 11, 50), 2).await.unwrap(),
+        PutAddress::Stored
+    );
+    assert_eq!(s.address("n1").await.unwrap(), Some(a("n1", "t2", 11, 50)));
+    assert_eq!(
+        s.put_address(&a("n2", "u", 1, 200), 2).await.unwrap(),
+        PutAddress::Stored
+    );
+    assert_eq!(
+        s.put_address(&a("n3", "v", 1, 200), 2).await.unwrap(),
+        PutAddress::Full
+    );
+    assert_eq!(
+        s.put_address(&a("n2", "u2", 2, 200), 2).await.unwrap(),
+        PutAddress::Stored
+    );
+    assert_eq!(s.address("n3").await.unwrap(), None);
+    let before = PruneBefore {
+        events: 0.0,
+        reports: 0.0,
+        challenges: 0.0,
+        ip_counts: 0.0,
+        addresses: 60,
+    };
+    s.prune(&before).await.unwrap();
+    assert_eq!(s.address("n1").await.unwrap(), None, "expired at 50");
+    assert!(s.address("n2").await.unwrap().is_some());
 }
 
 /// `register_router`: one transaction, three outcomes.
@@ -245,6 +297,7 @@ async fn events(s: &Arc<dyn Store>) {
         reports: 0.0,
         challenges: 600.0,
         ip_counts: 25.0,
+        addresses: 0,
     })
     .await
     .unwrap();

@@ -101,6 +101,14 @@ impl SeedProc {
         format!("http://{}", self.addr)
     }
 
+    /// The seed's public key, read from its data directory (as an operator hands it to the
+    /// clients that pin it, out of band).
+    pub fn public_key(&self) -> IdentityPublicKey {
+        let bytes = std::fs::read(self.data_dir.join("data").join("seed_key")).unwrap();
+        let secret: [u8; 32] = bytes.as_slice().try_into().unwrap();
+        ournet_proto::keys::IdentityKeypair::from_secret_bytes(&secret).public()
+    }
+
     /// One request; returns the status and the JSON body (`Null` if not JSON).
     pub fn call(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
         let body = body

@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 use super::counted;
 use crate::error::AppError;
 use crate::policy::{self, Candidate, Preferences};
+use crate::record::RouterRecord;
 use crate::state::{AppState, Snapshot};
 
 /// Most routers one answer holds (the reference's clamp).
@@ -72,7 +73,7 @@ fn answer(s: &AppState, snap: &Snapshot, body: &Bytes) -> Result<Bytes, AppError
     answer.insert("timestamp".into(), snap.at.into());
     answer.insert(
         "routers".into(),
-        chosen.iter().map(|r| r.served()).collect(),
+        chosen.iter().map(|r| served_with_asn(s, r)).collect(),
     );
     answer.insert("other_seeds".into(), json!(s.0.cfg.known_seeds));
     descriptor::sign_router_list(&s.0.seed_key, &mut answer)
@@ -81,6 +82,19 @@ fn answer(s: &AppState, snap: &Snapshot, body: &Bytes) -> Result<Bytes, AppError
         Bytes::from(serde_json::to_vec(&answer).map_err(|e| AppError::Internal(e.to_string()))?);
     snap.remember(key, bytes.clone());
     Ok(bytes)
+}
+
+/// The entry as served, plus the `asn` the seed maps its first endpoint to (when its table
+/// knows it), so clients can spread paths across autonomous systems (W21). It sits outside
+/// the router's signature but under the seed's list signature.
+fn served_with_asn(s: &AppState, r: &RouterRecord) -> Value {
+    let mut v = r.served();
+    let eps = r.endpoints();
+    let host = eps.first().map_or("", |e| policy::split_endpoint(e).0);
+    if let (Some(asn), Value::Object(m)) = (s.0.asns.lookup(host), &mut v) {
+        m.insert("asn".into(), asn.into());
+    }
+    v
 }
 
 fn json_bytes(b: Bytes) -> Response {

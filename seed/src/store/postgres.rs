@@ -15,8 +15,8 @@ use serde_json::Value;
 use tokio_postgres::{Client, NoTls};
 
 use super::{
-    EventSummary, NewRegistration, PruneBefore, REG_COUNT_CAP, RegEvent, RegisterOutcome,
-    ReportEntry, ReportSummary, Store, StoreError, Version,
+    EventSummary, NewRegistration, PruneBefore, PutAddress, REG_COUNT_CAP, RegEvent,
+    RegisterOutcome, ReportEntry, ReportSummary, Store, StoreError, StoredAddress, Version,
 };
 use crate::policy::RegStats;
 use crate::record::RouterRecord;
@@ -42,8 +42,21 @@ CREATE TABLE IF NOT EXISTS reports (router_id TEXT NOT NULL, reporter_id TEXT NO
     received_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (router_id, reporter_id));
 CREATE TABLE IF NOT EXISTS flags (router_id TEXT PRIMARY KEY, flagged_at DOUBLE PRECISION NOT NULL);
 CREATE TABLE IF NOT EXISTS revocations (seed_id TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS addresses (identity TEXT PRIMARY KEY, address TEXT NOT NULL,
+    issued_at BIGINT NOT NULL, expires_at BIGINT NOT NULL);
 ALTER TABLE routers ADD COLUMN IF NOT EXISTS version BIGINT NOT NULL DEFAULT 0;
 ";
+
+/// Inserts an address for a known identity or while under the cap; replaces only a strictly
+/// older one.
+const PUT_ADDRESS: &str = "
+INSERT INTO addresses (identity, address, issued_at, expires_at)
+SELECT $1, $2, $3, $4
+WHERE EXISTS (SELECT 1 FROM addresses WHERE identity = $1)
+   OR (SELECT COUNT(*) FROM addresses) < $5
+ON CONFLICT (identity) DO UPDATE SET address = EXCLUDED.address,
+    issued_at = EXCLUDED.issued_at, expires_at = EXCLUDED.expires_at
+WHERE EXCLUDED.issued_at > addresses.issued_at";
 
 /// Inserts a router and its host index unless the id exists; returns the number inserted.
 const INSERT_ROUTER: &str = "
@@ -426,6 +439,46 @@ impl Store for PgStore {
             .collect()
     }
 
+    async fn put_address(&self, a: &StoredAddress, max: u64) -> Result<PutAddress, StoreError> {
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        let changed = self
+            .client
+            .execute(
+                PUT_ADDRESS,
+                &[&a.identity, &a.text, &a.issued_at, &a.expires_at, &max],
+            )
+            .await?;
+        if changed > 0 {
+            return Ok(PutAddress::Stored);
+        }
+        let stored = self
+            .client
+            .query_opt(
+                "SELECT address FROM addresses WHERE identity = $1",
+                &[&a.identity],
+            )
+            .await?;
+        let stored: Option<String> = stored.map(|r| r.get(0));
+        Ok(super::not_stored(stored.as_deref(), &a.text))
+    }
+
+    async fn address(&self, identity: &str) -> Result<Option<StoredAddress>, StoreError> {
+        let row = self
+            .client
+            .query_opt(
+                "SELECT identity, address, issued_at, expires_at FROM addresses
+                 WHERE identity = $1",
+                &[&identity],
+            )
+            .await?;
+        Ok(row.map(|r| StoredAddress {
+            identity: r.get(0),
+            text: r.get(1),
+            issued_at: r.get(2),
+            expires_at: r.get(3),
+        }))
+    }
+
     async fn prune(&self, before: &PruneBefore) -> Result<(), StoreError> {
         let c = &self.client;
         c.execute("DELETE FROM reg_events WHERE ts < $1", &[&before.events])
@@ -443,6 +496,11 @@ impl Store for PgStore {
         c.execute(
             "DELETE FROM ip_counts WHERE last < $1",
             &[&before.ip_counts],
+        )
+        .await?;
+        c.execute(
+            "DELETE FROM addresses WHERE expires_at < $1",
+            &[&before.addresses],
         )
         .await?;
         Ok(())

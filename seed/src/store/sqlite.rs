@@ -33,8 +33,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
 use super::{
-    EventSummary, NewRegistration, PruneBefore, REG_COUNT_CAP, RegEvent, RegisterOutcome,
-    ReportEntry, ReportSummary, Store, StoreError, Version,
+    EventSummary, NewRegistration, PruneBefore, PutAddress, REG_COUNT_CAP, RegEvent,
+    RegisterOutcome, ReportEntry, ReportSummary, Store, StoreError, StoredAddress, Version,
 };
 use crate::policy::RegStats;
 use crate::record::RouterRecord;
@@ -65,7 +65,20 @@ CREATE TABLE IF NOT EXISTS reports (router_id TEXT NOT NULL, reporter_id TEXT NO
     PRIMARY KEY (router_id, reporter_id));
 CREATE TABLE IF NOT EXISTS flags (router_id TEXT PRIMARY KEY, flagged_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS revocations (seed_id TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS addresses (identity TEXT PRIMARY KEY, address TEXT NOT NULL,
+    issued_at INTEGER NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID;
 ";
+
+/// Inserts an address for a known identity or while under the cap; replaces only a strictly
+/// older one.
+const PUT_ADDRESS: &str = "
+INSERT INTO addresses (identity, address, issued_at, expires_at)
+SELECT ?1, ?2, ?3, ?4
+WHERE EXISTS (SELECT 1 FROM addresses WHERE identity = ?1)
+   OR (SELECT COUNT(*) FROM addresses) < ?5
+ON CONFLICT (identity) DO UPDATE SET address = excluded.address,
+    issued_at = excluded.issued_at, expires_at = excluded.expires_at
+WHERE excluded.issued_at > addresses.issued_at";
 
 /// SQLite-backed [`Store`].
 #[derive(Debug)]
@@ -541,6 +554,46 @@ impl Store for SqliteStore {
         rows.map(|t| Ok(serde_json::from_str(&t?)?)).collect()
     }
 
+    async fn put_address(&self, a: &StoredAddress, max: u64) -> Result<PutAddress, StoreError> {
+        let c = self.db()?;
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        let changed = c.prepare_cached(PUT_ADDRESS)?.execute(params![
+            a.identity,
+            a.text,
+            a.issued_at,
+            a.expires_at,
+            max
+        ])?;
+        if changed > 0 {
+            return Ok(PutAddress::Stored);
+        }
+        let stored: Option<String> = c
+            .query_row(
+                "SELECT address FROM addresses WHERE identity = ?1",
+                [&a.identity],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(super::not_stored(stored.as_deref(), &a.text))
+    }
+
+    async fn address(&self, identity: &str) -> Result<Option<StoredAddress>, StoreError> {
+        let c = self.db()?;
+        Ok(c.query_row(
+            "SELECT identity, address, issued_at, expires_at FROM addresses WHERE identity = ?1",
+            [identity],
+            |r| {
+                Ok(StoredAddress {
+                    identity: r.get(0)?,
+                    text: r.get(1)?,
+                    issued_at: r.get(2)?,
+                    expires_at: r.get(3)?,
+                })
+            },
+        )
+        .optional()?)
+    }
+
     async fn prune(&self, before: &PruneBefore) -> Result<(), StoreError> {
         let before = *before;
         self.blocking(move |c| prune_tx(c, &before)).await
@@ -565,6 +618,11 @@ fn prune_tx(c: &mut Connection, before: &PruneBefore) -> Result<(), StoreError> 
             &c,
             "DELETE FROM ip_counts WHERE last < ?1",
             [before.ip_counts],
+        )?;
+        exec(
+            &c,
+            "DELETE FROM addresses WHERE expires_at < ?1",
+            [before.addresses],
         )?;
     }
     c.commit()?;
