@@ -1,17 +1,16 @@
 //! `ournet-bench node`: one client node of a local network, the process `localnet` starts M
-//! of. It joins through the seed (discovery), prints its address, reads its peers' addresses
+//! of. It joins through the seed (`ournet_client::discovery`, the seed's key pinned),
+//! publishes its signed address to the seed and prints it, reads its peers' addresses
 //! on stdin, sends them messages of the configured sizes at the configured rate through
 //! 3-hop circuits, receives theirs, and prints its figures as one JSON line a second
 //! ([`stats`]). Everything it does on the network is `ournet-client`'s.
 //!
-//! * [`directory`]: the seed's verified relay list (until the discovery client is merged).
 //! * [`engine`]: the `NodeClient` and its sender, receiver and report tasks.
 //! * [`mix`]: size lists and privacy names.
 //! * [`payload`]: contents the recipient checks byte for byte and timestamps for one-way
 //!   latency.
 //! * [`stats`]: the stdout lines `localnet` reads.
 
-pub mod directory;
 pub mod engine;
 pub mod mix;
 pub mod payload;

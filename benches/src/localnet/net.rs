@@ -13,7 +13,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use serde_json::Value;
+use ournet_proto::descriptor::{DescriptorBody, SignedDescriptor, verify_router_list};
+use ournet_proto::keys::IdentityPublicKey;
+use serde_json::{Value, json};
 
 use super::http;
 use super::procs::{Proc, ready_channel};
@@ -90,17 +92,54 @@ impl Seed {
         format!("http://{}", self.api)
     }
 
-    /// The identities (hex) of the routers `/discover` lists, checked by
-    /// [`crate::node::directory::discover`], and the seed key the list verified against (hex):
-    /// the nodes pin it, as we started this seed ourselves.
+    /// The identities (hex) of the routers `/discover` lists, checked by [`discover`], and
+    /// the seed key the list verified against (hex): the nodes pin it, as we started this
+    /// seed ourselves.
     ///
     /// # Errors
     /// The request failed or a signature did not verify.
     pub fn discover(&self, count: usize) -> anyhow::Result<(String, Vec<String>)> {
-        let (key, bodies) = crate::node::directory::discover(self.api, count, None)?;
+        let (key, bodies) = discover(self.api, count, None)?;
         let ids = bodies.iter().map(|b| b.router_id.to_hex()).collect();
         Ok((key.to_hex(), ids))
     }
+}
+
+/// `POST /discover` for up to `count` routers, checked: the list signature against `pinned`
+/// (or, when `None`, against the key the answer names, which is what `localnet` pins for the
+/// seed it started itself) and each descriptor's router and descriptor signatures. Returns
+/// the key the list verified against and the descriptors.
+///
+/// # Errors
+/// The request failed, a signature did not verify, or the seed is not the pinned one.
+pub fn discover(
+    api: SocketAddr,
+    count: usize,
+    pinned: Option<&IdentityPublicKey>,
+) -> anyhow::Result<(IdentityPublicKey, Vec<DescriptorBody>)> {
+    let body = http::post_json(api, "/discover", &json!({ "requested_count": count }))?;
+    let answer: Value = serde_json::from_str(&body)?;
+    let named = IdentityPublicKey::from_hex(
+        answer["seed_key"]
+            .as_str()
+            .context("no seed_key in /discover")?,
+    )
+    .context("seed_key")?;
+    let key = match pinned {
+        Some(p) if *p != named => bail!("/discover names a seed key other than the pinned one"),
+        Some(p) => *p,
+        None => named,
+    };
+    let list = answer.as_object().context("/discover is not an object")?;
+    let _verified = verify_router_list(list, &key).context("/discover list signature")?;
+    let mut out = Vec::new();
+    for entry in answer["routers"].as_array().into_iter().flatten() {
+        let verified = SignedDescriptor::from_json(entry)
+            .and_then(SignedDescriptor::verify)
+            .context("a router descriptor in /discover")?;
+        out.push(verified.body().clone());
+    }
+    Ok((key, out))
 }
 
 /// How relays are started.

@@ -8,17 +8,20 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use ournet_client::discovery::{
+    DiscoveryClient, DiscoveryConfig, PinnedSeed, create_discovery_client,
+};
 use ournet_client::{NodeClient, NodeConfig, SendOptions, SendOutcome, create_node_client};
 use ournet_proto::address::NodeAddress;
-use ournet_proto::keys::{EncryptionKeypair, IdentityKeypair};
+use ournet_proto::keys::{EncryptionKeypair, IdentityKeypair, IdentityPublicKey};
 use ournet_proto::privacy::PrivacyLevel;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{OsRng, RngCore, SeedableRng};
 use tokio::io::AsyncBufReadExt;
 
+use super::Args;
 use super::payload::{self, Checked};
 use super::stats::{MAX_SAMPLES, PeersLine, ReadyLine, StatsLine};
-use super::{Args, directory};
 
 /// Sends not finished yet past which the sender skips its turn (the network is slower than
 /// the asked rate; counted as `backlog` drops rather than queued without bound).
@@ -46,8 +49,13 @@ impl Local {
 /// # Errors
 /// The node could not join or its address could not be had.
 pub async fn run(args: Args, sizes: Vec<usize>, privacy: PrivacyLevel) -> anyhow::Result<()> {
-    let node = join(&args, privacy).await?;
+    let discovery = Arc::new(discovery(&args)?);
+    let node = join(&args, privacy, discovery.clone()).await?;
     let address = node.address().context("no address after start")?;
+    discovery
+        .publish_address(&address)
+        .await
+        .context("publishing the address to the seed")?;
     let ready = ReadyLine {
         event: "ready".into(),
         address: address.to_string(),
@@ -71,13 +79,29 @@ pub async fn run(args: Args, sizes: Vec<usize>, privacy: PrivacyLevel) -> anyhow
     Ok(())
 }
 
-async fn join(args: &Args, privacy: PrivacyLevel) -> anyhow::Result<NodeClient> {
-    let dir = directory::from_seed(&args.seed_url, &args.seed_key)?;
+/// The discovery client, the seed's key pinned.
+fn discovery(args: &Args) -> anyhow::Result<DiscoveryClient> {
+    let key = IdentityPublicKey::from_hex(&args.seed_key).context("--seed-key")?;
+    let config = DiscoveryConfig {
+        seeds: vec![PinnedSeed {
+            url: args.seed_url.clone(),
+            key,
+        }],
+        ..DiscoveryConfig::default()
+    };
+    create_discovery_client(config).context("the discovery client")
+}
+
+async fn join(
+    args: &Args,
+    privacy: PrivacyLevel,
+    discovery: Arc<DiscoveryClient>,
+) -> anyhow::Result<NodeClient> {
     std::fs::create_dir_all(&args.state_dir)?;
     let mut config = NodeConfig::new(
         IdentityKeypair::generate(&mut OsRng),
         EncryptionKeypair::generate(&mut OsRng),
-        Arc::new(dir),
+        discovery,
     );
     config.target_connections = args.homes.max(1);
     config.min_connections = 1;
