@@ -209,3 +209,66 @@ fn drops(row: &Row) -> String {
 fn up(up: bool) -> &'static str {
     if up { "yes" } else { "no" }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::report::{NodeRow, ProcRow, RelayRow, Totals};
+    use super::*;
+
+    fn row() -> Row {
+        let proc = |name: &str, up| ProcRow {
+            name: name.into(),
+            up,
+            cpu_pct: 12.5,
+            rss_mib: 20.0,
+        };
+        Row {
+            t: 3.0,
+            msgs_per_s: 80.0,
+            mb_per_s: 0.082,
+            totals: Totals {
+                sent: 10,
+                acked: 9,
+                received: 9,
+                ..Totals::default()
+            },
+            relays: vec![
+                RelayRow {
+                    proc: proc("relay-1", true),
+                    cells_in_per_s: 900.0,
+                    circuits: 4,
+                    ..RelayRow::default()
+                },
+                RelayRow {
+                    proc: proc("relay-2", false),
+                    ..RelayRow::default()
+                },
+            ],
+            nodes: vec![NodeRow {
+                proc: proc("node-1", true),
+                sent: 10,
+                ..NodeRow::default()
+            }],
+            drops: [("relay:rate_limited".to_owned(), 2), ("relay:x".to_owned(), 0)].into(),
+            ..Row::default()
+        }
+    }
+
+    #[test]
+    fn the_screen_redraws_and_shows_every_process_and_nonzero_drops() {
+        let s = screen(&row(), "title");
+        assert!(s.starts_with(CLEAR));
+        for want in ["relay-1", "relay-2", "node-1", "seed", "80.0 msg/s", "(90.0%)"] {
+            assert!(s.contains(want), "{want} missing from\n{s}");
+        }
+        assert!(s.contains("drops     relay:rate_limited=2\n"), "{s}");
+    }
+
+    #[test]
+    fn the_line_form_is_one_line_with_the_relays_up() {
+        let l = line(&row());
+        assert!(!l.contains('\n'));
+        assert!(l.starts_with("t=3s msgs/s=80.0 "), "{l}");
+        assert!(l.contains("relays_up=1/2") && l.contains("acked=9/10"), "{l}");
+    }
+}
