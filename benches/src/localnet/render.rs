@@ -249,7 +249,11 @@ mod tests {
                 sent: 10,
                 ..NodeRow::default()
             }],
-            drops: [("relay:rate_limited".to_owned(), 2), ("relay:x".to_owned(), 0)].into(),
+            drops: [
+                ("relay:rate_limited".to_owned(), 2),
+                ("relay:x".to_owned(), 0),
+            ]
+            .into(),
             ..Row::default()
         }
     }
@@ -258,7 +262,14 @@ mod tests {
     fn the_screen_redraws_and_shows_every_process_and_nonzero_drops() {
         let s = screen(&row(), "title");
         assert!(s.starts_with(CLEAR));
-        for want in ["relay-1", "relay-2", "node-1", "seed", "80.0 msg/s", "(90.0%)"] {
+        for want in [
+            "relay-1",
+            "relay-2",
+            "node-1",
+            "seed",
+            "80.0 msg/s",
+            "(90.0%)",
+        ] {
             assert!(s.contains(want), "{want} missing from\n{s}");
         }
         assert!(s.contains("drops     relay:rate_limited=2\n"), "{s}");
@@ -269,6 +280,9 @@ mod tests {
         let l = line(&row());
         assert!(!l.contains('\n'));
         assert!(l.starts_with("t=3s msgs/s=80.0 "), "{l}");
-        assert!(l.contains("relays_up=1/2") && l.contains("acked=9/10"), "{l}");
+        assert!(
+            l.contains("relays_up=1/2") && l.contains("acked=9/10"),
+            "{l}"
+        );
     }
 }
