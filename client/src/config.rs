@@ -88,11 +88,14 @@ pub struct NodeConfig {
     pub address_ttl: Duration,
     /// Messages the app has not taken yet before the node stops reading from its homes.
     pub receive_queue: usize,
+    /// Sends in flight (each holds its envelope in memory and in the state file) before
+    /// `send_message` refuses with [`crate::ClientError::Busy`].
+    pub max_pending: usize,
 }
 
 impl NodeConfig {
     /// A config with the reference defaults: 5 homes, at least 2, LOW privacy, strict
-    /// diversity, no state file, 3 retries.
+    /// diversity, no state file, 3 retries, 4096 sends in flight.
     pub fn new(
         identity: IdentityKeypair,
         encryption: EncryptionKeypair,
@@ -113,6 +116,7 @@ impl NodeConfig {
             max_retries: 3,
             address_ttl: Duration::from_secs(24 * 3600),
             receive_queue: 1024,
+            max_pending: 4096,
         }
     }
 }
@@ -123,4 +127,13 @@ impl NodeConfig {
 pub struct SendOptions {
     /// Overrides [`NodeConfig::max_retries`] for this message.
     pub max_retries: Option<u32>,
+}
+
+impl SendOptions {
+    /// These options with at most `n` retries after the first attempt.
+    #[must_use]
+    pub fn with_max_retries(mut self, n: u32) -> Self {
+        self.max_retries = Some(n);
+        self
+    }
 }

@@ -45,6 +45,9 @@ pub enum ClientError {
     /// Local misuse: a configuration value out of range.
     #[error("bad configuration: {0}")]
     Config(&'static str),
+    /// `max_pending` sends are in flight: wait for some outcomes and send again.
+    #[error("too many sends in flight")]
+    Busy,
     /// No message with this id is known.
     #[error("unknown message id")]
     UnknownMessage,

@@ -22,9 +22,10 @@ use crate::config::{Diversity, NodeConfig, SendOptions, Timeouts};
 use crate::directory::{RelayDirectory, RelayInfo};
 use crate::error::ClientError;
 use crate::link::{self, LinkHandle};
-use crate::pacing::{MessageDelay, Pacing};
+use crate::pacing::Pacing;
 use crate::stats::{Counters, NodeStats};
 
+mod batch;
 mod home;
 mod pool;
 mod recv;
@@ -145,6 +146,7 @@ pub fn create_node_client(config: NodeConfig) -> Result<NodeClient, ClientError>
             timeouts: config.timeouts,
             max_retries: config.max_retries,
             address_ttl: config.address_ttl,
+            max_pending: config.max_pending,
         },
         counters: Counters::default(),
         store,
@@ -157,7 +159,7 @@ pub fn create_node_client(config: NodeConfig) -> Result<NodeClient, ClientError>
         incoming_tx,
         incoming_rx: tokio::sync::Mutex::new(incoming_rx),
         privacy: Mutex::new(privacy),
-        epoch: Instant::now(),
+        batch: batch::Batch::default(),
         shutdown,
         tasks: Mutex::new(Vec::new()),
         homes_changed: Notify::new(),
@@ -191,6 +193,7 @@ impl NodeClient {
         }
         inner.spawn(home::maintain(inner.clone()));
         inner.spawn(home::cover(inner.clone()));
+        inner.spawn(batch::flusher(inner.clone()));
         for p in inner.store.pending() {
             send::resume(inner, p);
         }
@@ -244,7 +247,8 @@ impl NodeClient {
     /// [`NodeClient::wait_outcome`].
     ///
     /// # Errors
-    /// [`ClientError::NotRunning`], [`ClientError::Address`] for an expired address,
+    /// [`ClientError::NotRunning`], [`ClientError::Busy`] past `max_pending` sends in flight,
+    /// [`ClientError::Address`] for an expired address,
     /// [`ClientError::Envelope`] for content over the maximum, [`ClientError::State`] when the
     /// pending send cannot be saved.
     pub async fn send_message(
@@ -346,6 +350,7 @@ struct Settings {
     timeouts: Timeouts,
     max_retries: u32,
     address_ttl: Duration,
+    max_pending: usize,
 }
 
 /// Outcomes by message id: a watch per message, forgotten oldest first once finished.
@@ -373,7 +378,7 @@ struct Inner {
     incoming_tx: mpsc::Sender<ReceivedMessage>,
     incoming_rx: tokio::sync::Mutex<mpsc::Receiver<ReceivedMessage>>,
     privacy: Mutex<TrafficAnalysisMitigationConfig>,
-    epoch: Instant,
+    batch: batch::Batch,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     homes_changed: Notify,
@@ -409,10 +414,6 @@ impl Inner {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
-    }
-
-    fn message_delay(&self) -> MessageDelay {
-        MessageDelay::new(self.privacy_config())
     }
 
     fn is_running(&self) -> bool {

@@ -193,7 +193,9 @@ async fn a_message_to_an_offline_node_arrives_when_it_comes_online() {
     let (a_keys, b_keys) = (Keys::new(), Keys::new());
     let home = &rs[2];
     let bob_addr = b_keys.address_at(home);
-    let alice = started(a_keys.config(directory(&all[..2]), 1)).await;
+    let mut a_cfg = a_keys.config(directory(&all[..2]), 1);
+    a_cfg.max_pending = 1;
+    let alice = started(a_cfg).await;
     let id = alice
         .send_message(&bob_addr, b"while you were away", SendOptions::default())
         .await
@@ -204,6 +206,14 @@ async fn a_message_to_an_offline_node_arrives_when_it_comes_online() {
         }
     })
     .await;
+
+    let busy = alice
+        .send_message(&bob_addr, b"one too many", SendOptions::default())
+        .await;
+    assert!(
+        matches!(busy, Err(ournet_client::ClientError::Busy)),
+        "{busy:?}"
+    );
 
     let bob = started(b_keys.config(directory(&[home]), 1)).await;
     let got = next(&bob).await;

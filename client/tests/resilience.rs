@@ -194,6 +194,18 @@ async fn paranoid_keeps_sending_cells_while_the_app_is_silent_and_still_delivers
         alice.privacy_level(),
         ournet_proto::privacy::PrivacyLevel::Low
     );
+    let id = alice
+        .send_message(&bob.address().unwrap(), b"at once", SendOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        within("a message", bob.recv()).await.unwrap().content,
+        b"at once"
+    );
+    assert!(matches!(
+        within("outcome", alice.wait_outcome(id)).await.unwrap(),
+        SendOutcome::Acked { .. }
+    ));
     alice.stop().await;
     bob.stop().await;
 }
@@ -224,4 +236,42 @@ async fn an_idle_node_sends_cover_cells_on_its_homes() {
     })
     .await;
     node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_to_an_unreachable_node_fails_after_its_bounded_retries() {
+    let mut rs = relays(81, 3);
+    let dead = rs.pop().unwrap();
+    let mut r = rng();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let bob_addr = ournet_proto::address::NodeAddress::sign(
+        &IdentityKeypair::generate(&mut r),
+        EncryptionKeypair::generate(&mut r).public(),
+        vec![dead.info.hop()],
+        now - 1,
+        now + 3600,
+    )
+    .unwrap();
+    drop(dead);
+    let alice = started(config(directory(&rs), 1)).await;
+    let id = alice
+        .send_message(
+            &bob_addr,
+            b"nobody home",
+            SendOptions::default().with_max_retries(1),
+        )
+        .await
+        .unwrap();
+    let outcome = within("outcome", alice.wait_outcome(id)).await.unwrap();
+    assert!(
+        matches!(outcome, SendOutcome::Failed { attempts: 2, .. }),
+        "{outcome:?}"
+    );
+    let s = alice.get_stats();
+    assert_eq!((s.sent, s.failed, s.retries, s.acked), (1, 1, 1, 0));
+    assert_eq!(alice.pending_sends(), 0, "a failed send is not resumed");
+    alice.stop().await;
 }

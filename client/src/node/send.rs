@@ -61,6 +61,9 @@ pub(super) async fn send_message(
     if !inner.is_running() {
         return Err(ClientError::NotRunning);
     }
+    if inner.store.pending_count() >= inner.settings.max_pending {
+        return Err(ClientError::Busy);
+    }
     let now = unix_now();
     to.check_time(now)?;
     let id = MessageId(random_bytes());
@@ -131,10 +134,7 @@ pub(super) fn resume(inner: &Arc<Inner>, p: PendingSend) {
 
 /// Runs a send to its outcome.
 async fn run(inner: Arc<Inner>, mut job: Job) {
-    let release = inner
-        .message_delay()
-        .release_at(inner.epoch, Instant::now(), &mut fresh_rng());
-    tokio::time::sleep_until(release.into()).await;
+    super::batch::wait_turn(&inner).await;
     let outcome = loop {
         if job.attempts > job.max_retries {
             break SendOutcome::Failed {
