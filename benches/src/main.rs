@@ -16,6 +16,8 @@ struct Cli {
 enum Cmd {
     /// Start a seed, relays and client nodes on loopback and show a live report.
     Localnet(ournet_bench::localnet::Args),
+    /// One client node of a local network (started by `localnet`; prints JSON lines).
+    Node(ournet_bench::node::Args),
     /// Load-generate against relays (started here or given), side by side with Tor.
     Load(ournet_bench::load::Args),
 }
@@ -23,6 +25,7 @@ enum Cmd {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::Localnet(args) => ournet_bench::localnet::run(args),
+        Cmd::Node(args) => ournet_bench::node::run(args),
         Cmd::Load(args) => ournet_bench::load::run(args),
     }
 }

@@ -6,7 +6,11 @@
 //! [`available`] says whether this host allows it, so a test can say plainly why it cannot
 //! run instead of passing silently.
 
-use std::process::{Command, Stdio};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
 
 /// A network namespace, deleted on drop.
 #[derive(Debug)]
@@ -112,4 +116,141 @@ pub fn veth(a: &Netns, a_addrs: &[&str], b: &Netns, b_addrs: &[&str]) -> Result<
         ns.ip(&["link", "set", dev, "up"])?;
     }
     Ok(())
+}
+
+/// The fault proxy (`ournet-fault-proxy`) as a process in a namespace; killed on drop. Its
+/// last counters line is kept.
+#[derive(Debug)]
+pub struct ProxyProc {
+    child: Child,
+    last: Arc<Mutex<Value>>,
+}
+
+impl ProxyProc {
+    /// Starts the proxy binary `bin` in `ns` with `LISTEN=TARGET` maps, 10 ms each way, 1 %
+    /// of segments held back 200 ms and 0.2 % stalls of 300 ms; waits for `ready`.
+    pub fn start(ns: &Netns, bin: &str, maps: &[String]) -> Self {
+        let mut child = ns
+            .command(bin)
+            .args(maps)
+            .args(["--delay-ms", "10", "--hold-pct", "1", "--hold-ms", "200"])
+            .args(["--stall-pct", "0.2", "--stall-ms", "300", "--seed", "7"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut ready = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut ready)
+            .unwrap();
+        assert_eq!(ready.trim(), "ready");
+        let last = Arc::new(Mutex::new(Value::Null));
+        let (stderr, keep) = (child.stderr.take().unwrap(), last.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str(&line) {
+                    *keep.lock().unwrap() = v;
+                }
+            }
+        });
+        Self { child, last }
+    }
+
+    /// A counter of the proxy's last stats line (`connections`, `held`, `stalls`, ...).
+    pub fn counter(&self, name: &str) -> u64 {
+        self.last.lock().unwrap()[name].as_u64().unwrap_or(0)
+    }
+}
+
+impl Drop for ProxyProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Relays in a [`SplitNet`].
+pub const SPLIT_RELAYS: usize = 5;
+/// The seed's address on the relay host.
+pub const SPLIT_SEED_ADDR: &str = "10.1.0.1:8470";
+/// The node host's address.
+pub const SPLIT_NODE_IP: [u8; 4] = [10, 200, 0, 1];
+
+/// Two hosts: a relay host (a seed, [`SPLIT_RELAYS`] relays and a fault proxy in front of
+/// each) and a node host, joined by a veth pair. Relay `i` listens on `10.1.0.1:9101+i` and
+/// advertises its proxy, `10.(i+2).0.1:9001`, so every link to it crosses the proxy.
+#[derive(Debug)]
+pub struct SplitNet {
+    /// Where tests run their nodes ([`Netns::enter_current_thread`]).
+    pub node_host: Netns,
+    /// The relays (dropped before the namespaces).
+    pub relays: Vec<crate::relay::RelayProc>,
+    /// The seed.
+    pub seed: crate::seed::SeedProc,
+    /// The proxies.
+    pub proxy: ProxyProc,
+    /// The relays' router ids, in start order.
+    pub ids: Vec<String>,
+    /// Last, so it is deleted after its processes are gone.
+    pub relay_host: Netns,
+}
+
+impl SplitNet {
+    /// Builds the two hosts and starts everything; `proxy_bin` is the fault proxy's path,
+    /// `extra` more relay flags.
+    ///
+    /// # Panics
+    /// When namespaces cannot be made here (says why) or a process does not start.
+    pub fn start(proxy_bin: &str, extra: &[&str]) -> Self {
+        if let Err(why) = available() {
+            panic!("network namespaces are needed (run as root with iproute2): {why}");
+        }
+        let relay_host = Netns::new("relays").unwrap();
+        let node_host = Netns::new("nodes").unwrap();
+        // One address per proxy, each in its own /16 so the seed serves every relay.
+        let addrs: Vec<String> = (1..=SPLIT_RELAYS + 1)
+            .map(|i| format!("10.{i}.0.1/8"))
+            .collect();
+        let addrs: Vec<&str> = addrs.iter().map(String::as_str).collect();
+        veth(&relay_host, &addrs, &node_host, &["10.200.0.1/8"]).unwrap();
+        let maps: Vec<String> = (0..SPLIT_RELAYS)
+            .map(|i| format!("{}={}", Self::advertised(i), Self::listen(i)))
+            .collect();
+        let proxy = ProxyProc::start(&relay_host, proxy_bin, &maps);
+        let seed = crate::seed::SeedProc::start_in(
+            &relay_host,
+            crate::seed::TEST_SEED_CONFIG,
+            SPLIT_SEED_ADDR,
+        );
+        let seed_url = format!("http://{SPLIT_SEED_ADDR}");
+        let kinds = crate::relay::backends();
+        let relays: Vec<_> = (0..SPLIT_RELAYS)
+            .map(|i| {
+                let adv = Self::advertised(i);
+                let mut args = vec!["--seed-url", &seed_url, "--advertise-addr", &adv];
+                args.extend_from_slice(extra);
+                let backend = &kinds[i % kinds.len()];
+                crate::relay::RelayProc::start_in(&relay_host, backend, &Self::listen(i), &args)
+            })
+            .collect();
+        let ids = relays.iter().map(|r| r.info.identity.to_hex()).collect();
+        Self {
+            node_host,
+            relays,
+            seed,
+            proxy,
+            ids,
+            relay_host,
+        }
+    }
+
+    /// Where relay `i` listens.
+    pub fn listen(i: usize) -> String {
+        format!("10.1.0.1:{}", 9101 + i)
+    }
+
+    /// What relay `i` advertises: its proxy.
+    pub fn advertised(i: usize) -> String {
+        format!("10.{}.0.1:9001", i + 2)
+    }
 }

@@ -9,10 +9,7 @@
 //! fails and says why, rather than passing without running.
 #![allow(clippy::unwrap_used, clippy::print_stderr, reason = "test code")]
 
-use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, SocketAddr};
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ournet_proto::circuit::{ClientEvent, PathHop};
@@ -20,91 +17,23 @@ use ournet_proto::envelope::{AckToken, decrypt_message, encrypt_message_with_ack
 use ournet_proto::keys::{EncryptionKeypair, IdentityKeypair};
 use ournet_proto::relay_msg::DeliveryStatus;
 use ournet_tests::client::{Circ, Link, rng};
-use ournet_tests::netns::{self, Netns, veth};
-use ournet_tests::relay::{RelayProc, backends};
-use ournet_tests::seed::{SeedProc, TEST_SEED_CONFIG, verified_hops};
-use serde_json::Value;
+use ournet_tests::netns::{SPLIT_NODE_IP, SplitNet};
+use ournet_tests::seed::verified_hops;
 
-const RELAYS: usize = 5;
-const SEED_ADDR: &str = "10.1.0.1:8470";
-const NODE_IP: [u8; 4] = [10, 200, 0, 1];
 const WAIT: Duration = Duration::from_secs(120);
-
-/// The proxy process; killed on drop. Its last counters line is kept.
-struct Proxy {
-    child: Child,
-    last: Arc<Mutex<Value>>,
-}
-
-impl Proxy {
-    fn start(ns: &Netns, maps: &[String]) -> Self {
-        let mut child = ns
-            .command(env!("CARGO_BIN_EXE_ournet-fault-proxy"))
-            .args(maps)
-            .args(["--delay-ms", "10", "--hold-pct", "1", "--hold-ms", "200"])
-            .args(["--stall-pct", "0.2", "--stall-ms", "300", "--seed", "7"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut ready = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut ready)
-            .unwrap();
-        assert_eq!(ready.trim(), "ready");
-        let last = Arc::new(Mutex::new(Value::Null));
-        let (stderr, keep) = (child.stderr.take().unwrap(), last.clone());
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str(&line) {
-                    *keep.lock().unwrap() = v;
-                }
-            }
-        });
-        Self { child, last }
-    }
-
-    fn counter(&self, name: &str) -> u64 {
-        self.last.lock().unwrap()[name].as_u64().unwrap_or(0)
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[test]
 fn nodes_and_relays_on_different_hosts_through_a_faulty_20ms_network() {
-    if let Err(why) = netns::available() {
-        panic!("network namespaces are needed (run as root with iproute2): {why}");
-    }
-    let relay_host = Netns::new("relays").unwrap();
-    let node_host = Netns::new("nodes").unwrap();
-    // The relay host has its own address and one address per proxy, each in its own /16 so
-    // the seed serves every relay (one per /16).
-    let relay_addrs: Vec<String> = (1..=RELAYS + 1).map(|i| format!("10.{i}.0.1/8")).collect();
-    let relay_addrs: Vec<&str> = relay_addrs.iter().map(String::as_str).collect();
-    veth(&relay_host, &relay_addrs, &node_host, &["10.200.0.1/8"]).unwrap();
-
-    let listen = |i: usize| format!("10.1.0.1:{}", 9101 + i);
-    let advertised = |i: usize| format!("10.{}.0.1:9001", i + 2);
-    let maps: Vec<String> = (0..RELAYS)
-        .map(|i| format!("{}={}", advertised(i), listen(i)))
-        .collect();
-    let proxy = Proxy::start(&relay_host, &maps);
-    let seed = SeedProc::start_in(&relay_host, TEST_SEED_CONFIG, SEED_ADDR);
-    let seed_url = format!("http://{SEED_ADDR}");
-    let kinds = backends();
-    let relays: Vec<RelayProc> = (0..RELAYS)
-        .map(|i| {
-            let extra = ["--seed-url", &seed_url, "--advertise-addr", &advertised(i)];
-            RelayProc::start_in(&relay_host, &kinds[i % kinds.len()], &listen(i), &extra)
-        })
-        .collect();
-    let ids: Vec<String> = relays.iter().map(|r| r.info.identity.to_hex()).collect();
+    let net = SplitNet::start(env!("CARGO_BIN_EXE_ournet-fault-proxy"), &[]);
+    let SplitNet {
+        node_host,
+        relays,
+        seed,
+        proxy,
+        ids,
+        relay_host,
+    } = net;
+    let advertised = SplitNet::advertised;
 
     // Everything below runs on the node host.
     let node_side = std::thread::spawn(move || {
@@ -135,12 +64,14 @@ fn nodes_and_relays_on_different_hosts_through_a_faulty_20ms_network() {
     );
     assert!(proxy.counter("held") > 0, "segments were held back");
     drop(relays);
+    drop(proxy);
+    drop(relay_host);
 }
 
 /// Bob homes on the path's last relay; Alice sends him messages of mixed sizes over the
 /// 3-hop path; each is delivered, opened and acknowledged end to end. Returns a PING RTT.
 fn exchange(path: &[PathHop]) -> Duration {
-    let from: IpAddr = NODE_IP.into();
+    let from: IpAddr = SPLIT_NODE_IP.into();
     let mut r = rng();
     let (alice, bob, bob_enc) = (
         IdentityKeypair::generate(&mut r),

@@ -1,0 +1,94 @@
+//! A local network for client e2e tests: one seed and N relays on loopback, each relay on its
+//! own /16 (`127.(i+1).0.1`: the seed serves one router per /16), registered by real PoW and
+//! listed by `/discover`, with the relays' per-IP limits raised because every node of a test
+//! connects from 127.0.0.1.
+
+use std::time::{Duration, Instant};
+
+use ournet_proto::circuit::PathHop;
+
+use crate::relay::RelayProc;
+use crate::seed::{SeedProc, TEST_SEED_CONFIG, verified_hops};
+
+/// How long the relays may take to be listed.
+const DISCOVER_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Relay limits for one host: circuit creations and connections per IP raised (Tor's 3
+/// circuits a second per IP would throttle all of a test's nodes as one client).
+pub const LOCAL_RELAY_CONFIG: &str = "
+[limits]
+circuit_rate_per_sec = 5000.0
+circuit_burst = 20000.0
+max_connections_per_ip = 4096
+";
+
+/// A seed and its relays; every process is killed on drop.
+#[derive(Debug)]
+pub struct TestNet {
+    /// The seed.
+    pub seed: SeedProc,
+    /// The relays, in start order (`None` once killed).
+    pub relays: Vec<Option<RelayProc>>,
+    /// Each relay's router id (hex identity) and hop as `/discover` listed and signed it.
+    pub hops: Vec<(String, PathHop)>,
+    config: std::path::PathBuf,
+}
+
+impl TestNet {
+    /// Starts a seed and `n` relays with `backend`, and waits until `/discover` lists them.
+    pub fn start(n: usize, backend: &str) -> Self {
+        Self::start_mixed(n, &[backend.to_owned()])
+    }
+
+    /// As [`TestNet::start`], relay `i` with backend `kinds[i % kinds.len()]`.
+    pub fn start_mixed(n: usize, kinds: &[String]) -> Self {
+        let seed = SeedProc::start(TEST_SEED_CONFIG);
+        let config = std::env::temp_dir().join(format!(
+            "ournet-testnet-{}-{}.toml",
+            std::process::id(),
+            seed.addr.replace([':', '.'], "-")
+        ));
+        std::fs::write(&config, LOCAL_RELAY_CONFIG).unwrap();
+        let url = seed.url();
+        let cfg = config.to_str().unwrap().to_owned();
+        let relays: Vec<RelayProc> = (0..n)
+            .map(|i| {
+                let listen = format!("127.{}.0.1:0", i + 1);
+                let backend = &kinds[i % kinds.len()];
+                RelayProc::start_on(backend, &listen, &["--seed-url", &url, "--config", &cfg])
+            })
+            .collect();
+        let ids: Vec<String> = relays.iter().map(|r| r.info.identity.to_hex()).collect();
+        let deadline = Instant::now() + DISCOVER_TIMEOUT;
+        let listed = loop {
+            let listed = verified_hops(&seed.discover(64));
+            if ids.iter().all(|id| listed.contains_key(id)) {
+                break listed;
+            }
+            assert!(Instant::now() < deadline, "relays never all listed");
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        let hops = ids
+            .iter()
+            .map(|id| (id.clone(), listed[id].clone()))
+            .collect();
+        Self {
+            seed,
+            relays: relays.into_iter().map(Some).collect(),
+            hops,
+            config,
+        }
+    }
+
+    /// SIGKILLs the relay whose router id is `id`; returns whether one was running.
+    pub fn kill(&mut self, id: &str) -> bool {
+        let i = self.hops.iter().position(|(r, _)| r == id);
+        i.and_then(|i| self.relays.get_mut(i)?.take()).is_some()
+    }
+}
+
+impl Drop for TestNet {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.config);
+    }
+}
