@@ -15,8 +15,10 @@ use ournet_proto::keys::{EncryptionPublicKey, IdentityPublicKey};
 /// How long a relay may take to print its ready line.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The limits a load run needs lifted (the defaults are Tor's per-IP creation rate, which a
-/// single load generator on 127.0.0.1 would hit at once).
+/// The limits a load run needs lifted: the defaults are Tor's per-IP creation rate, which a
+/// single load generator on 127.0.0.1 would hit at once, and a 4 MiB send cap per link, which
+/// 16 circuits at full window (1000 cells each) sharing one relay-to-relay link exceed, so the
+/// relay sheds circuits (RESOURCE_LIMIT) as soon as the next hop lags.
 const BENCH_CONFIG: &str = r#"
 [limits]
 circuit_rate_per_sec = 1000000000.0
@@ -25,6 +27,7 @@ max_connections_per_ip = 10000
 max_circuits_per_conn = 200000
 max_circuits_per_worker = 400000
 max_pending_creates = 65536
+conn_out_bytes = 67108864
 worker_memory_bytes = 4294967296
 extend_to_private = true
 "#;
@@ -248,6 +251,8 @@ pub(crate) struct Snapshot {
     pub(crate) cpu: Vec<f64>,
     /// `ournet_cells_in_total` per relay.
     pub(crate) cells_in: Vec<u64>,
+    /// `ournet_drops_total` (all reasons) per relay.
+    pub(crate) drops: Vec<u64>,
     /// CPU seconds of the load generator process.
     pub(crate) gen_cpu: f64,
     /// When.
@@ -266,6 +271,10 @@ impl Snapshot {
                 .iter()
                 .map(|r| r.metric("ournet_cells_in_total"))
                 .collect(),
+            drops: relays
+                .iter()
+                .map(|r| r.metric("ournet_drops_total"))
+                .collect(),
             gen_cpu: own_cpu_seconds(),
             at: std::time::Instant::now(),
         }
@@ -282,6 +291,12 @@ impl Snapshot {
                 .zip(&self.cells_in)
                 .map(|(b, a)| b.saturating_sub(*a))
                 .collect(),
+            relay_drops: later
+                .drops
+                .iter()
+                .zip(&self.drops)
+                .map(|(b, a)| b.saturating_sub(*a))
+                .collect(),
             gen_cpu: later.gen_cpu - self.gen_cpu,
         }
     }
@@ -296,6 +311,8 @@ pub(crate) struct Window {
     pub(crate) relay_cpu: Vec<f64>,
     /// Cells received per relay (`ournet_cells_in_total`).
     pub(crate) relay_cells_in: Vec<u64>,
+    /// Cells or circuits dropped per relay (`ournet_drops_total`, every reason).
+    pub(crate) relay_drops: Vec<u64>,
     /// CPU seconds of the generator (all its threads: clients, home nodes).
     pub(crate) gen_cpu: f64,
 }

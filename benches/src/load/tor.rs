@@ -91,3 +91,37 @@ pub(crate) fn parse(doc: Value) -> anyhow::Result<TorResult> {
         raw: doc,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+
+    use super::parse;
+
+    #[test]
+    fn reads_tor_net_bench_json() {
+        let run = |bytes: u64, mbps: f64| {
+            serde_json::json!({
+                "bytes": bytes, "MBps": mbps,
+                "cpu_s": {"guard1": 1.0, "middle1": 2.0, "exit1": 3.0, "client": 9.0}
+            })
+        };
+        let doc = serde_json::json!({
+            "schema": "tor-net-bench/1",
+            "tor_version": "0.4.9.11",
+            "network": {"circuit_path": ["guard1", "middle1", "exit1"]},
+            "results": {
+                "bulk_1": run(60_000_000, 6.0),
+                "bulk_16_iso": run(240_000_000, 24.0),
+                "latency": {"p50_ms": 8.5, "p99_ms": 55.0}
+            }
+        });
+        let t = parse(doc).unwrap();
+        assert_eq!(t.bulk_1_mbps, 6.0);
+        assert_eq!(t.bulk_16_mbps, 24.0);
+        // The mean CPU of the three relays (2 s), not the client's.
+        assert_eq!(t.bulk_1_per_relay_cpu_s, 30_000_000.0);
+        assert_eq!(t.bulk_16_per_relay_cpu_s, 120_000_000.0);
+        assert_eq!((t.echo_p50_ms, t.echo_p99_ms), (8.5, 55.0));
+    }
+}
