@@ -82,6 +82,10 @@ pub struct Args {
     /// Write the whole result here as JSON.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Run only these workloads (comma-separated: bulk1, bulk16, echo, create, ceiling, idle,
+    /// scaling). Default: all.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
     /// Where relay data directories go.
     #[arg(long, default_value = "/tmp/ournet-bench-load")]
     pub work_dir: PathBuf,
@@ -101,6 +105,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+impl Args {
+    fn wants(&self, workload: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|w| w == workload)
+    }
+}
+
 fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
@@ -112,7 +122,10 @@ fn secs(s: u64) -> Duration {
 pub fn measure(args: &Args) -> anyhow::Result<Report> {
     let mut report = Report::new(args);
     if let Some(dir) = &args.tor {
-        let scripts = args.tor_scripts.clone().unwrap_or_else(tor::default_scripts);
+        let scripts = args
+            .tor_scripts
+            .clone()
+            .unwrap_or_else(tor::default_scripts);
         report.note("tor: running tor-net bench.sh");
         let t = tor::run(
             &scripts,
@@ -155,25 +168,33 @@ pub fn measure(args: &Args) -> anyhow::Result<Report> {
 
 fn main_workloads(args: &Args, path: &[&Relay], report: &mut Report) -> anyhow::Result<()> {
     let (w, d) = (secs(args.warmup), secs(args.duration));
-    report.note("bulk over 1 circuit");
-    report.bulk_1 = Some(bulk::run(path, 1, args.message_bytes, w, d)?);
-    report.note("bulk over 16 circuits");
-    report.bulk_16 = Some(bulk::run(path, 16, args.message_bytes, w, d)?);
+    if args.wants("bulk1") {
+        report.note("bulk over 1 circuit");
+        report.bulk_1 = Some(bulk::run(path, 1, args.message_bytes, w, d)?);
+    }
+    if args.wants("bulk16") {
+        report.note("bulk over 16 circuits");
+        report.bulk_16 = Some(bulk::run(path, 16, args.message_bytes, w, d)?);
+    }
     report.rss_after_bulk = path.iter().map(|r| r.rss_bytes().unwrap_or(0)).collect();
-    report.note("echo: PING/PONG");
-    report.echo_ping = Some(echo::ping(path, args.pings)?);
-    report.note("echo: message to a home node, ACK back");
-    report.echo_home = Some(echo::home(path, args.pings, 100)?);
-    report.note("circuit creations against the first relay");
-    let first = path.first().context("no relay")?;
-    report.create = Some(create::rate(
-        first,
-        args.create_links,
-        args.create_in_flight,
-        w,
-        d,
-    )?);
-    if args.ceiling_secs > 0 {
+    if args.wants("echo") {
+        report.note("echo: PING/PONG");
+        report.echo_ping = Some(echo::ping(path, args.pings)?);
+        report.note("echo: message to a home node, ACK back");
+        report.echo_home = Some(echo::home(path, args.pings, 100)?);
+    }
+    if args.wants("create") {
+        report.note("circuit creations against the first relay");
+        let first = path.first().context("no relay")?;
+        report.create = Some(create::rate(
+            first,
+            args.create_links,
+            args.create_in_flight,
+            w,
+            d,
+        )?);
+    }
+    if args.ceiling_secs > 0 && args.wants("ceiling") {
         report.note("ceiling: loopback TCP forwarder and ring seal");
         report.ceiling = Some(ceiling::measure(secs(args.ceiling_secs))?);
     }
@@ -182,7 +203,7 @@ fn main_workloads(args: &Args, path: &[&Relay], report: &mut Report) -> anyhow::
 
 fn extra_workloads(args: &Args, spawn: &Spawn, report: &mut Report) -> anyhow::Result<()> {
     let (w, d) = (secs(args.warmup), secs(args.duration));
-    if args.idle_circuits > 0 {
+    if args.idle_circuits > 0 && args.wants("idle") {
         report.note("idle circuits against a fresh relay");
         let fresh = spawn.start(10)?;
         let links = usize::try_from(args.idle_circuits.div_ceil(50_000))
@@ -190,7 +211,7 @@ fn extra_workloads(args: &Args, spawn: &Spawn, report: &mut Report) -> anyhow::R
             .max(4);
         report.idle = Some(create::idle(&fresh, args.idle_circuits, links)?);
     }
-    if !args.no_scaling && args.workers != 1 {
+    if !args.no_scaling && args.workers != 1 && args.wants("scaling") {
         report.note("scaling: the same runs with 1-worker relays");
         let one = Spawn {
             workers: 1,

@@ -17,12 +17,12 @@ enum Cmd {
     /// Start a seed, relays and client nodes on loopback and show a live report.
     Localnet(ournet_bench::localnet::Args),
     /// Load-generate against relays (started here or given), side by side with Tor.
-    Load(ournet_bench::load::Args),
+    Load(Box<ournet_bench::load::Args>),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::Localnet(args) => ournet_bench::localnet::run(args),
-        Cmd::Load(args) => ournet_bench::load::run(args),
+        Cmd::Load(args) => ournet_bench::load::run(*args),
     }
 }

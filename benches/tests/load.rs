@@ -60,12 +60,18 @@ fn load_moves_traffic_through_three_relays_and_reports_every_workload() {
     for (run, circuits) in [("bulk_1", 1), ("bulk_16", 16)] {
         let b = &r[run];
         assert_eq!(b["circuits"], circuits, "{run}");
-        assert!(num(&b["payload_bytes"]) > 0.0, "{run}: no payload arrived: {b}");
+        assert!(
+            num(&b["payload_bytes"]) > 0.0,
+            "{run}: no payload arrived: {b}"
+        );
         assert!(num(&b["home_cells"]) > 0.0, "{run}: {b}");
         assert!(num(&b["payload_mbps"]) > 0.0, "{run}");
         let cells = b["window"]["relay_cells_in"].as_array().unwrap();
         assert_eq!(cells.len(), 3);
-        assert!(cells.iter().all(|c| num(c) > 0.0), "{run}: a relay saw no cells: {b}");
+        assert!(
+            cells.iter().all(|c| num(c) > 0.0),
+            "{run}: a relay saw no cells: {b}"
+        );
         assert_eq!(b["window"]["relay_cpu"].as_array().unwrap().len(), 3);
     }
     for echo in ["echo_ping", "echo_home"] {

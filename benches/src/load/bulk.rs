@@ -68,10 +68,18 @@ pub(crate) fn run(
         }
         ready.wait();
         std::thread::sleep(warmup);
-        let before = (Snapshot::take(relays), sum(&bytes), cells.load(Ordering::Relaxed));
+        let before = (
+            Snapshot::take(relays),
+            sum(&bytes),
+            cells.load(Ordering::Relaxed),
+        );
         let per0: Vec<u64> = bytes.iter().map(|b| b.load(Ordering::Relaxed)).collect();
         std::thread::sleep(duration);
-        let after = (Snapshot::take(relays), sum(&bytes), cells.load(Ordering::Relaxed));
+        let after = (
+            Snapshot::take(relays),
+            sum(&bytes),
+            cells.load(Ordering::Relaxed),
+        );
         let per1: Vec<u64> = bytes.iter().map(|b| b.load(Ordering::Relaxed)).collect();
         stop.store(true, Ordering::Relaxed);
         for h in handles {

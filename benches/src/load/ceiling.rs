@@ -88,7 +88,9 @@ fn forwarder(duration: Duration) -> anyhow::Result<(u64, f64)> {
             while matches!(inp.read(&mut buf), Ok(n) if n > 0) {}
             Ok((moved, cpu))
         });
-        let r = fwd.join().map_err(|_| anyhow::anyhow!("forwarder panicked"))?;
+        let r = fwd
+            .join()
+            .map_err(|_| anyhow::anyhow!("forwarder panicked"))?;
         stop.store(true, Ordering::Relaxed);
         let _ = source.join();
         let _ = sink.join();

@@ -99,12 +99,19 @@ pub(crate) fn rate(
         gates.connected.wait();
         gates.go.wait();
         std::thread::sleep(warmup);
-        let (a, c0) = (Snapshot::take(&[relay]), counts.created.load(Ordering::Relaxed));
+        let (a, c0) = (
+            Snapshot::take(&[relay]),
+            counts.created.load(Ordering::Relaxed),
+        );
         std::thread::sleep(duration);
-        let (b, c1) = (Snapshot::take(&[relay]), counts.created.load(Ordering::Relaxed));
+        let (b, c1) = (
+            Snapshot::take(&[relay]),
+            counts.created.load(Ordering::Relaxed),
+        );
         stop.store(true, Ordering::Relaxed);
         for h in handles {
-            h.join().map_err(|_| anyhow::anyhow!("creator panicked"))??;
+            h.join()
+                .map_err(|_| anyhow::anyhow!("creator panicked"))??;
         }
         let window = a.delta(&b);
         let created = c1 - c0;
@@ -171,15 +178,15 @@ pub(crate) fn idle(relay: &Relay, total: u64, links: usize) -> anyhow::Result<Id
         let circuits = counts.open.load(Ordering::Relaxed);
         stop.store(true, Ordering::Relaxed);
         for h in handles {
-            h.join().map_err(|_| anyhow::anyhow!("creator panicked"))??;
+            h.join()
+                .map_err(|_| anyhow::anyhow!("creator panicked"))??;
         }
         Ok(IdleResult {
             circuits,
             links,
             rss_before,
             rss_after,
-            bytes_per_circuit: rss_after.saturating_sub(rss_before) as f64
-                / circuits.max(1) as f64,
+            bytes_per_circuit: rss_after.saturating_sub(rss_before) as f64 / circuits.max(1) as f64,
             open_seconds,
         })
     })

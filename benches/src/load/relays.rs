@@ -74,9 +74,16 @@ impl Spawn {
         let mut cmd = Command::new(&self.bin);
         cmd.arg("--config").arg(&config);
         cmd.args(["--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"]);
-        cmd.args(["--workers", &self.workers.to_string(), "--drain-timeout", "1"]);
+        cmd.args([
+            "--workers",
+            &self.workers.to_string(),
+            "--drain-timeout",
+            "1",
+        ]);
         cmd.args(["--backend", &self.backend, "--log", "warn"]);
-        cmd.arg("--allow-private-extend").arg("--data-dir").arg(&data_dir);
+        cmd.arg("--allow-private-extend")
+            .arg("--data-dir")
+            .arg(&data_dir);
         if !self.pin {
             cmd.arg("--no-pin");
         }
@@ -139,7 +146,8 @@ impl Relay {
 
     /// CPU seconds (user + system) the process has used, if known.
     pub(crate) fn cpu_seconds(&self) -> Option<f64> {
-        self.pid.and_then(|p| cpu_seconds(&format!("/proc/{p}/stat")))
+        self.pid
+            .and_then(|p| cpu_seconds(&format!("/proc/{p}/stat")))
     }
 
     /// Resident memory in bytes, if known.
@@ -284,7 +292,12 @@ impl Snapshot {
     pub(crate) fn delta(&self, later: &Self) -> Window {
         Window {
             seconds: later.at.duration_since(self.at).as_secs_f64(),
-            relay_cpu: later.cpu.iter().zip(&self.cpu).map(|(b, a)| b - a).collect(),
+            relay_cpu: later
+                .cpu
+                .iter()
+                .zip(&self.cpu)
+                .map(|(b, a)| b - a)
+                .collect(),
             relay_cells_in: later
                 .cells_in
                 .iter()

@@ -154,7 +154,12 @@ impl Report {
         let tor = self.tor.clone();
         let t = tor.as_ref();
         if let Some(b) = self.bulk_1.clone() {
-            self.row("bulk, 1 circuit, MB/s", b.payload_mbps, t.map(|t| t.bulk_1_mbps), 50.0);
+            self.row(
+                "bulk, 1 circuit, MB/s",
+                b.payload_mbps,
+                t.map(|t| t.bulk_1_mbps),
+                50.0,
+            );
             self.row(
                 "payload MB per relay CPU-s, 1 circuit",
                 b.payload_per_relay_cpu_s / 1e6,
@@ -163,7 +168,12 @@ impl Report {
             );
         }
         if let Some(b) = self.bulk_16.clone() {
-            self.row("bulk, 16 circuits, MB/s", b.payload_mbps, t.map(|t| t.bulk_16_mbps), 10.0);
+            self.row(
+                "bulk, 16 circuits, MB/s",
+                b.payload_mbps,
+                t.map(|t| t.bulk_16_mbps),
+                10.0,
+            );
             self.row(
                 "payload MB per relay CPU-s, 16 circuits",
                 b.payload_per_relay_cpu_s / 1e6,
@@ -171,10 +181,21 @@ impl Report {
                 10.0,
             );
         }
-        for e in [self.echo_home.clone(), self.echo_ping.clone()].into_iter().flatten() {
+        for e in [self.echo_home.clone(), self.echo_ping.clone()]
+            .into_iter()
+            .flatten()
+        {
             let kind = e.kind;
-            self.row_at_most(&format!("echo {kind} p50 ms"), e.p50_ms, t.map(|t| t.echo_p50_ms));
-            self.row_at_most(&format!("echo {kind} p99 ms"), e.p99_ms, t.map(|t| t.echo_p99_ms));
+            self.row_at_most(
+                &format!("echo {kind} p50 ms"),
+                e.p50_ms,
+                t.map(|t| t.echo_p50_ms),
+            );
+            self.row_at_most(
+                &format!("echo {kind} p99 ms"),
+                e.p99_ms,
+                t.map(|t| t.echo_p99_ms),
+            );
         }
         if let Some(c) = &self.create {
             self.rows.push(Row {
@@ -217,7 +238,10 @@ impl Report {
         let Some(c) = &self.ceiling else {
             return Vec::new();
         };
-        let runs = [("bulk 1 circuit", &self.bulk_1), ("bulk 16 circuits", &self.bulk_16)];
+        let runs = [
+            ("bulk 1 circuit", &self.bulk_1),
+            ("bulk 16 circuits", &self.bulk_16),
+        ];
         runs.iter()
             .filter_map(|(name, b)| {
                 let w = &b.as_ref()?.window;
@@ -253,8 +277,14 @@ impl Report {
     }
 
     fn table_workloads(&self, s: &mut String) {
-        let _ = writeln!(s, "\nworkload               MB/s   cells/s  relay CPU-s (R1 R2 R3)   gen CPU-s");
-        for (name, b) in [("bulk 1 circuit", &self.bulk_1), ("bulk 16 circuits", &self.bulk_16)] {
+        let _ = writeln!(
+            s,
+            "\nworkload               MB/s   cells/s  relay CPU-s (R1 R2 R3)   gen CPU-s"
+        );
+        for (name, b) in [
+            ("bulk 1 circuit", &self.bulk_1),
+            ("bulk 16 circuits", &self.bulk_16),
+        ] {
             if let Some(b) = b {
                 bulk_line(s, name, b);
             }
@@ -270,7 +300,11 @@ impl Report {
                 e.kind, e.exchanges, e.p50_ms, e.p99_ms, e.p999_ms, e.max_ms
             );
         }
-        let _ = writeln!(s, "  ping: {}\n  home: {}", self.paths.echo_ping, self.paths.echo_home);
+        let _ = writeln!(
+            s,
+            "  ping: {}\n  home: {}",
+            self.paths.echo_ping, self.paths.echo_home
+        );
         for (name, c) in [
             ("", self.create.as_ref()),
             (" (1 worker)", self.scaling_1.as_ref().map(|o| &o.create)),
@@ -279,7 +313,11 @@ impl Report {
                 let _ = writeln!(
                     s,
                     "creations{name}: {:.0}/s, {:.0} per relay CPU-s, relay CPU {:.2} s, gen CPU {:.2} s, {} checked",
-                    c.per_s, c.per_relay_cpu_s, c.window.mean_relay_cpu(), c.window.gen_cpu, c.verified
+                    c.per_s,
+                    c.per_relay_cpu_s,
+                    c.window.mean_relay_cpu(),
+                    c.window.gen_cpu,
+                    c.verified
                 );
             }
         }
@@ -345,7 +383,12 @@ impl Report {
 }
 
 fn bulk_line(s: &mut String, name: &str, b: &BulkResult) {
-    let cpu: Vec<String> = b.window.relay_cpu.iter().map(|c| format!("{c:.2}")).collect();
+    let cpu: Vec<String> = b
+        .window
+        .relay_cpu
+        .iter()
+        .map(|c| format!("{c:.2}"))
+        .collect();
     let _ = writeln!(
         s,
         "{:<20} {:>8.1} {:>9.0}  {:<24} {:>6.2}   ({} circuits, {:.1} s, per circuit {:.1}-{:.1} MB/s)",
