@@ -1,10 +1,10 @@
 //! `ournet-bench load`: load against real relays (started here, or given), side by side with
 //! a private Tor network, printed as a table and written as JSON.
 //!
-//! Workloads (each in `load/`): bulk over 1 and 16 circuits to home nodes ([`bulk`]),
-//! request/response latency by PING and by home-node echo ([`echo`]), circuit creations and
-//! idle-circuit memory against one relay ([`create`]), the one-core ceiling ([`ceiling`]),
-//! and Tor's figures from `tor-net/bench.sh` ([`tor`]).
+//! Workloads (each in `load/`): bulk over 1 and 16 circuits to home nodes (`bulk`),
+//! request/response latency by PING and by home-node echo (`echo`), circuit creations and
+//! idle-circuit memory against one relay (`create`), the one-core ceiling (`ceiling`),
+//! and Tor's figures from `tor-net/bench.sh` (`tor`).
 
 mod bulk;
 mod ceiling;
@@ -54,6 +54,9 @@ pub struct Args {
     /// Bytes per bulk message.
     #[arg(long, default_value_t = 256 * 1024)]
     pub message_bytes: usize,
+    /// Messages each bulk client keeps unacknowledged (end-to-end ACKs from its home node).
+    #[arg(long, default_value_t = 8)]
+    pub in_flight: usize,
     /// Request/response exchanges per latency test.
     #[arg(long, default_value_t = 1000)]
     pub pings: usize,
@@ -170,11 +173,25 @@ fn main_workloads(args: &Args, path: &[&Relay], report: &mut Report) -> anyhow::
     let (w, d) = (secs(args.warmup), secs(args.duration));
     if args.wants("bulk1") {
         report.note("bulk over 1 circuit");
-        report.bulk_1 = Some(bulk::run(path, 1, args.message_bytes, w, d)?);
+        report.bulk_1 = Some(bulk::run(
+            path,
+            1,
+            args.message_bytes,
+            args.in_flight,
+            w,
+            d,
+        )?);
     }
     if args.wants("bulk16") {
         report.note("bulk over 16 circuits");
-        report.bulk_16 = Some(bulk::run(path, 16, args.message_bytes, w, d)?);
+        report.bulk_16 = Some(bulk::run(
+            path,
+            16,
+            args.message_bytes,
+            args.in_flight,
+            w,
+            d,
+        )?);
     }
     report.rss_after_bulk = path.iter().map(|r| r.rss_bytes().unwrap_or(0)).collect();
     if args.wants("echo") {
@@ -221,7 +238,7 @@ fn extra_workloads(args: &Args, spawn: &Spawn, report: &mut Report) -> anyhow::R
             .map(|n| one.start(n))
             .collect::<anyhow::Result<_>>()?;
         let path: Vec<&Relay> = relays.iter().collect();
-        let bulk_16 = bulk::run(&path, 16, args.message_bytes, w, d)?;
+        let bulk_16 = bulk::run(&path, 16, args.message_bytes, args.in_flight, w, d)?;
         let first = path.first().context("no relay")?;
         let create = create::rate(first, args.create_links, args.create_in_flight, w, d)?;
         report.scaling_1 = Some(report::OneWorker { bulk_16, create });

@@ -66,6 +66,11 @@ fn load_moves_traffic_through_three_relays_and_reports_every_workload() {
         );
         assert!(num(&b["home_cells"]) > 0.0, "{run}: {b}");
         assert!(num(&b["payload_mbps"]) > 0.0, "{run}");
+        // The home relay reported deliveries (how many were queued or refused is the relay's
+        // business under load, reported, not asserted).
+        let st = b["statuses"].as_array().unwrap();
+        assert_eq!(st.len(), 3);
+        assert!(num(&st[0]) > 0.0, "{run}: {b}");
         let cells = b["window"]["relay_cells_in"].as_array().unwrap();
         assert_eq!(cells.len(), 3);
         assert!(

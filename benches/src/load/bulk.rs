@@ -1,6 +1,12 @@
 //! Bulk transfer: each of N clients sends messages over its own 3-hop circuit to its own home
 //! node, connected to the last hop (PROTOCOL.md §7.2, §7.4). The payload counted is the
 //! message bytes the home nodes received whole inside the window.
+//!
+//! The home node ACKs every message end to end (§7.3) and a client keeps at most
+//! `in_flight` messages unacknowledged. Without that window the client outruns its home node:
+//! the home relay answers SENDMEs as cells arrive, not as the node takes them, so it buffers
+//! the excess on the home circuit and then in the offline queue, which drops the oldest when
+//! full, and relay CPU goes on messages that are never delivered.
 
 use std::sync::Barrier;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,8 +22,6 @@ use super::relays::{Relay, Snapshot, Window};
 
 /// Cells sealed per write.
 const BATCH: usize = 64;
-/// Messages are kept queued up to this many bytes ahead of the window.
-const AHEAD: usize = 2 << 20;
 
 /// What a bulk run measured.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -30,6 +34,11 @@ pub(crate) struct BulkResult {
     pub(crate) payload_bytes: u64,
     /// RELAY cells the home nodes received in the window.
     pub(crate) home_cells: u64,
+    /// Messages kept unacknowledged per client.
+    pub(crate) in_flight: usize,
+    /// DELIVERY_STATUS answers seen by the clients over the whole run: delivered, queued
+    /// offline, refused.
+    pub(crate) statuses: [u64; 3],
     /// Payload MB/s (10^6 bytes).
     pub(crate) payload_mbps: f64,
     /// Cells per second reaching the home nodes.
@@ -47,6 +56,7 @@ pub(crate) fn run(
     relays: &[&Relay],
     circuits: usize,
     message_bytes: usize,
+    in_flight: usize,
     warmup: Duration,
     duration: Duration,
 ) -> anyhow::Result<BulkResult> {
@@ -55,6 +65,7 @@ pub(crate) fn run(
     let stop = AtomicBool::new(false);
     let bytes: Vec<AtomicU64> = (0..circuits).map(|_| AtomicU64::new(0)).collect();
     let cells = AtomicU64::new(0);
+    let statuses = [const { AtomicU64::new(0) }; 3];
     let ready = Barrier::new(2 * circuits + 1);
     std::thread::scope(|s| -> anyhow::Result<BulkResult> {
         let mut handles = Vec::new();
@@ -64,7 +75,13 @@ pub(crate) fn run(
             let (home, ready, stop, cells) = (&home, &ready, &stop, &cells);
             handles.push(s.spawn(move || receiver(home, &who, ready, stop, counter, cells)));
             let path = path.clone();
-            handles.push(s.spawn(move || sender(path, to, message_bytes, ready, stop)));
+            let statuses = &statuses;
+            let job = Job {
+                to,
+                message_bytes,
+                in_flight,
+            };
+            handles.push(s.spawn(move || sender(path, job, ready, stop, statuses)));
         }
         ready.wait();
         std::thread::sleep(warmup);
@@ -97,6 +114,8 @@ pub(crate) fn run(
         Ok(BulkResult {
             circuits,
             message_bytes,
+            in_flight,
+            statuses: statuses.each_ref().map(|s| s.load(Ordering::Relaxed)),
             payload_bytes: payload,
             home_cells: after.2 - before.2,
             payload_mbps: payload as f64 / secs / 1e6,
@@ -115,14 +134,22 @@ fn sum(v: &[AtomicU64]) -> u64 {
     v.iter().map(|b| b.load(Ordering::Relaxed)).sum()
 }
 
-/// A client: keeps messages queued and the circuit's window full; reads only when the window
-/// is closed (SENDMEs and DELIVERY_STATUS are all that comes back).
+/// What one client sends.
+#[derive(Debug, Clone, Copy)]
+struct Job {
+    to: [u8; 32],
+    message_bytes: usize,
+    in_flight: usize,
+}
+
+/// A client: keeps `in_flight` messages unacknowledged and the circuit's window full; reads
+/// only when it has nothing to send (SENDMEs, DELIVERY_STATUS and ACKs come back).
 fn sender(
     path: Vec<PathHop>,
-    recipient: [u8; 32],
-    message_bytes: usize,
+    job: Job,
     ready: &Barrier,
     stop: &AtomicBool,
+    statuses: &[AtomicU64; 3],
 ) -> anyhow::Result<()> {
     let setup = (|| {
         let mut link = Link::connect(path.first().context("empty path")?)?;
@@ -132,13 +159,13 @@ fn sender(
     })();
     ready.wait();
     let (mut link, mut c) = setup?;
-    let message = vec![0xa5u8; message_bytes];
-    let mut next_id = 0u128;
+    let message = vec![0xa5u8; job.message_bytes];
+    let (mut sent, mut acked) = (0u64, 0u64);
     while !stop.load(Ordering::Relaxed) {
-        while c.circ.queued_bytes() < AHEAD {
-            next_id += 1;
-            c.circ
-                .send_message(next_id.to_be_bytes(), recipient, message.clone())?;
+        while sent - acked < job.in_flight as u64 {
+            sent += 1;
+            let id = u128::from(sent).to_be_bytes();
+            c.circ.send_message(id, job.to, message.clone())?;
         }
         if link.queue_relay(c.id, &mut c.circ, &mut c.rng, BATCH)? > 0 {
             link.flush()?;
@@ -146,14 +173,25 @@ fn sender(
         }
         if link.read_some()? {
             c.handle_input(&mut link)?;
-            while c.circ.poll_event().is_some() {}
+            while let Some(ev) = c.circ.poll_event() {
+                match ev {
+                    ClientEvent::Ack { .. } => acked += 1,
+                    ClientEvent::DeliveryStatus { status, .. } => {
+                        let i = usize::from(status.0.min(2));
+                        if let Some(n) = statuses.get(i) {
+                            n.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    _ => {}
+                }
+            }
         }
     }
     Ok(())
 }
 
 /// A home node: authenticates on the last hop, then reads, counts whole messages and answers
-/// with SENDMEs.
+/// with SENDMEs and an ACK per message.
 fn receiver(
     hop: &PathHop,
     who: &IdentityKeypair,
@@ -180,8 +218,13 @@ fn receiver(
         let n = c.handle_input(&mut link)?;
         cells.fetch_add(n as u64, Ordering::Relaxed);
         while let Some(ev) = c.circ.poll_event() {
-            if let ClientEvent::Message { envelope, .. } = ev {
+            if let ClientEvent::Message {
+                message_id,
+                envelope,
+            } = ev
+            {
                 bytes.fetch_add(envelope.len() as u64, Ordering::Relaxed);
+                c.circ.send_ack(message_id, [0; 16])?;
             }
         }
         c.flush(&mut link)?;

@@ -122,7 +122,8 @@ impl Report {
             workers: 0,
             paths: Paths {
                 bulk: "client -> R1 -> R2 -> R3 (home relay) -> home node; messages of \
-                       --message-bytes, payload = message bytes received whole",
+                       --message-bytes, --in-flight of them unACKed per client; payload = \
+                       message bytes received whole",
                 echo_ping: "PING answered by R3 with PONG (3 TCP hops each way)",
                 echo_home: "100-byte message to a home node on R3, answered by its ACK \
                             (4 TCP hops each way, like Tor's echo to the sink)",
@@ -391,7 +392,7 @@ fn bulk_line(s: &mut String, name: &str, b: &BulkResult) {
         .collect();
     let _ = writeln!(
         s,
-        "{:<20} {:>8.1} {:>9.0}  {:<24} {:>6.2}   ({} circuits, {:.1} s, per circuit {:.1}-{:.1} MB/s)",
+        "{:<20} {:>8.1} {:>9.0}  {:<24} {:>6.2}   ({} circuits, {:.1} s, per circuit {:.1}-{:.1} MB/s, statuses delivered/queued/refused {:?})",
         name,
         b.payload_mbps,
         b.cells_per_s,
@@ -400,6 +401,7 @@ fn bulk_line(s: &mut String, name: &str, b: &BulkResult) {
         b.circuits,
         b.window.seconds,
         b.per_circuit_mbps.0,
-        b.per_circuit_mbps.1
+        b.per_circuit_mbps.1,
+        b.statuses
     );
 }
