@@ -19,13 +19,13 @@ enum Cmd {
     /// One client node of a local network (started by `localnet`; prints JSON lines).
     Node(ournet_bench::node::Args),
     /// Load-generate against relays (started here or given), side by side with Tor.
-    Load(ournet_bench::load::Args),
+    Load(Box<ournet_bench::load::Args>),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::Localnet(args) => ournet_bench::localnet::run(args),
         Cmd::Node(args) => ournet_bench::node::run(args),
-        Cmd::Load(args) => ournet_bench::load::run(args),
+        Cmd::Load(args) => ournet_bench::load::run(*args),
     }
 }

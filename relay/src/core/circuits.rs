@@ -5,12 +5,10 @@
 //! backward. Both legs of a circuit are on this worker: a worker opens its own outbound
 //! links, so no cell of a circuit crosses threads.
 
-use std::collections::{HashMap, HashSet};
-
 use ournet_proto::cell::{CELL_LEN, CircId};
 use ournet_proto::circuit::RelayCircuit;
 
-use super::{CircKey, ConnId};
+use super::{CircKey, ConnId, FastMap, FastSet};
 
 /// One end of a circuit on a link.
 pub(super) type Leg = (ConnId, CircId);
@@ -42,9 +40,9 @@ pub(super) enum Dir {
 /// All circuits of one worker.
 #[derive(Debug, Default)]
 pub(super) struct Circuits {
-    map: HashMap<CircKey, Circ>,
-    by_leg: HashMap<Leg, CircKey>,
-    by_conn: HashMap<ConnId, HashSet<CircKey>>,
+    map: FastMap<CircKey, Circ>,
+    by_leg: FastMap<Leg, CircKey>,
+    by_conn: FastMap<ConnId, FastSet<CircKey>>,
     next_key: u64,
 }
 

@@ -14,12 +14,12 @@
 //! most the caller's byte cap, past which the caller sheds the heaviest circuit. Cell
 //! buffers are recycled, so a congested link allocates only while its queue grows.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use ournet_proto::cell::{CELL_LEN, CircId};
 use ournet_proto::flow::CIRCUIT_WINDOW;
 
-use super::CircKey;
+use super::{CircKey, FastMap};
 
 /// Output bytes past which a link is congested and cells go through the scheduler.
 pub(super) const CONGESTED_BYTES: usize = 256 * 1024;
@@ -54,7 +54,7 @@ struct CircQueue {
 /// One link's circuit queues.
 #[derive(Debug, Default)]
 pub(super) struct LinkSched {
-    queues: HashMap<CircKey, CircQueue>,
+    queues: FastMap<CircKey, CircQueue>,
     /// Circuits with cells, in round-robin order.
     ring: VecDeque<CircKey>,
     cells: usize,

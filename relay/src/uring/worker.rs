@@ -39,6 +39,10 @@ struct UConn {
     /// Shut down; the core has been told (or will be, at `finish`).
     dead: bool,
     core_knows_closed: bool,
+    /// The last send's buffer, emptied, kept for the next: handed to the core as its output
+    /// buffer so that queueing cells reuses its capacity instead of growing a new buffer
+    /// from nothing (a realloc and a copy of everything queued at each doubling).
+    spare: BytesMut,
 }
 
 impl UConn {
@@ -54,6 +58,7 @@ impl UConn {
             closing: false,
             dead: false,
             core_knows_closed: false,
+            spare: BytesMut::new(),
         }
     }
 
@@ -187,9 +192,10 @@ impl Worker {
         if c.sending || c.dead || c.connect_ud.is_some() {
             return;
         }
-        let mut buf = BytesMut::new();
+        let mut buf = std::mem::take(&mut c.spare);
         self.core.take_output(id, &mut buf);
         if buf.is_empty() {
+            c.spare = buf;
             if c.closing {
                 self.shut(id);
             }
@@ -398,6 +404,8 @@ impl Worker {
             }
             return;
         }
+        buf.clear();
+        c.spare = buf;
         if !c.dead {
             self.core.handle_writable(Instant::now(), id);
             self.dispatch();
