@@ -112,8 +112,7 @@ pub(crate) fn parse(
     };
     while let Some((len, body)) = rest.split_first_chunk::<4>() {
         let len = u32::from_le_bytes(*len) as usize;
-        let Some((sealed, after)) = body.split_at_checked(len).filter(|_| len <= MAX_RECORD)
-        else {
+        let Some((sealed, after)) = body.split_at_checked(len).filter(|_| len <= MAX_RECORD) else {
             break; // runs past the end: torn tail
         };
         let plain = match key.open_bytes(&aad(epoch, replay.records), sealed) {
@@ -204,7 +203,10 @@ mod tests {
         }
         let mut garbled_last = j.clone();
         *garbled_last.last_mut().unwrap() ^= 1;
-        assert_eq!(parse(&garbled_last, &k, &EPOCH).unwrap().unwrap().records, 2);
+        assert_eq!(
+            parse(&garbled_last, &k, &EPOCH).unwrap().unwrap().records,
+            2
+        );
         for n in 0..HEADER_LEN {
             assert_eq!(parse(&j[..n], &k, &EPOCH).unwrap(), None);
         }
@@ -216,8 +218,14 @@ mod tests {
         let (j, ends) = journal(&k);
         let mut flipped = j.clone();
         flipped[ends[0] + 10] ^= 1;
-        assert!(matches!(parse(&flipped, &k, &EPOCH), Err(StateError::Decrypt)));
-        assert!(matches!(parse(&j, &key(2), &EPOCH), Err(StateError::Decrypt)));
+        assert!(matches!(
+            parse(&flipped, &k, &EPOCH),
+            Err(StateError::Decrypt)
+        ));
+        assert!(matches!(
+            parse(&j, &key(2), &EPOCH),
+            Err(StateError::Decrypt)
+        ));
         let mut swapped = header(&EPOCH);
         swapped.extend_from_slice(&j[ends[0]..ends[1]]);
         swapped.extend_from_slice(&j[HEADER_LEN..ends[0]]);
@@ -226,6 +234,9 @@ mod tests {
         assert_eq!(parse(&j, &k, &[8; 16]).unwrap(), None);
         let mut bad_magic = j.clone();
         bad_magic[0] = b'X';
-        assert!(matches!(parse(&bad_magic, &k, &EPOCH), Err(StateError::Format(_))));
+        assert!(matches!(
+            parse(&bad_magic, &k, &EPOCH),
+            Err(StateError::Format(_))
+        ));
     }
 }

@@ -194,7 +194,11 @@ impl StateKey {
         let mut buf = Zeroizing::new(rest.to_vec());
         let len = self
             .0
-            .open_in_place(Nonce::assume_unique_for_key(*nonce), Aad::from(aad), &mut buf[..])
+            .open_in_place(
+                Nonce::assume_unique_for_key(*nonce),
+                Aad::from(aad),
+                &mut buf[..],
+            )
             .map_err(|_| StateError::Decrypt)?
             .len();
         buf.truncate(len);

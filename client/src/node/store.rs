@@ -127,9 +127,10 @@ impl Store {
         let mut d = self.lock();
         let new = d.dedup.insert(key, now);
         if new {
-            let op = self.path.is_some().then(|| {
-                Op::Seen(hex::encode(key.sender), hex::encode(key.message_id), now)
-            });
+            let op = self
+                .path
+                .is_some()
+                .then(|| Op::Seen(hex::encode(key.sender), hex::encode(key.message_id), now));
             d.changed(op);
         }
         new
@@ -367,7 +368,10 @@ mod tests {
         s.remove_pending("a");
         s.flush().await.unwrap();
         let j = std::fs::read(journal_path(&path)).unwrap();
-        assert!(j.len() > journal::HEADER_LEN, "the later saves went to the journal");
+        assert!(
+            j.len() > journal::HEADER_LEN,
+            "the later saves went to the journal"
+        );
         let content = hex::encode(b"secret content");
         assert!(!j.windows(8).any(|w| w == &content.as_bytes()[..8]));
         for p in [&path, &journal_path(&path)] {
@@ -397,7 +401,11 @@ mod tests {
         drop(f);
         let s = Store::open(Some(path.clone()), &identity()).unwrap();
         assert_eq!(ids(&s), ["a", "b"]);
-        assert_eq!(std::fs::read(&jp).unwrap().len(), whole, "the torn tail was cut");
+        assert_eq!(
+            std::fs::read(&jp).unwrap().len(),
+            whole,
+            "the torn tail was cut"
+        );
         s.put_pending(send("c"));
         s.flush().await.unwrap();
         drop(s);
