@@ -54,6 +54,7 @@ pub mod directory;
 pub mod discovery;
 mod diversity;
 mod error;
+mod journal;
 mod link;
 mod node;
 mod pacing;

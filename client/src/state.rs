@@ -82,6 +82,10 @@ pub(crate) struct StateBody {
     pub(crate) pending: Vec<PendingSend>,
     /// `[sender hex, message id hex, unix seconds]`, oldest first.
     pub(crate) seen: Vec<(String, String, u64)>,
+    /// The epoch (hex) of the journal that continues this snapshot ([`crate::journal`]);
+    /// absent in a snapshot written before journals, whose next save writes a new snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) journal: Option<String>,
 }
 
 impl StateBody {
@@ -160,6 +164,47 @@ impl StateKey {
     }
 
     /// Opens the file format.
+    /// Seals `plain` under a fresh random nonce, bound to `aad`: `nonce | ciphertext | tag`.
+    pub(crate) fn seal_bytes(&self, aad: &[u8], plain: &[u8]) -> Result<Vec<u8>, StateError> {
+        let nonce: [u8; NONCE_LEN] = random_bytes();
+        let mut out = Vec::with_capacity(NONCE_LEN + plain.len() + 16);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(plain);
+        let tag = self
+            .0
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                &mut out[NONCE_LEN..],
+            )
+            .map_err(|_| StateError::Contents("sealing failed".into()))?;
+        out.extend_from_slice(tag.as_ref());
+        Ok(out)
+    }
+
+    /// Opens what [`StateKey::seal_bytes`] sealed with the same `aad`.
+    pub(crate) fn open_bytes(
+        &self,
+        aad: &[u8],
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, StateError> {
+        let (nonce, rest) = sealed
+            .split_first_chunk::<NONCE_LEN>()
+            .ok_or(StateError::Decrypt)?;
+        let mut buf = Zeroizing::new(rest.to_vec());
+        let len = self
+            .0
+            .open_in_place(
+                Nonce::assume_unique_for_key(*nonce),
+                Aad::from(aad),
+                &mut buf[..],
+            )
+            .map_err(|_| StateError::Decrypt)?
+            .len();
+        buf.truncate(len);
+        Ok(buf)
+    }
+
     pub(crate) fn open(&self, bytes: &[u8]) -> Result<StateBody, StateError> {
         let rest = bytes
             .strip_prefix(&MAGIC[..])
@@ -196,15 +241,23 @@ fn aad() -> [u8; 9] {
 /// # Errors
 /// [`StateError`] for an unreadable, foreign or corrupt file.
 pub(crate) fn load(path: &Path, key: &StateKey) -> Result<StateBody, StateError> {
+    let bytes = match read_bounded(path) {
+        Ok(b) => b,
+        Err(StateError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(StateBody::default());
+        }
+        Err(e) => return Err(e),
+    };
+    key.open(&bytes)
+}
+
+/// Reads a whole state or journal file, refusing one larger than the state file limit.
+pub(crate) fn read_bounded(path: &Path) -> Result<Vec<u8>, StateError> {
     let io = |source| StateError::Io {
         path: path.to_owned(),
         source,
     };
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(StateBody::default()),
-        Err(e) => return Err(io(e)),
-    };
+    let file = File::open(path).map_err(io)?;
     let len = file.metadata().map_err(io)?.len();
     if len > MAX_STATE_BYTES {
         return Err(StateError::Format("larger than the state file limit"));
@@ -212,7 +265,7 @@ pub(crate) fn load(path: &Path, key: &StateKey) -> Result<StateBody, StateError>
     let mut bytes = Vec::new();
     std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_STATE_BYTES), &mut bytes)
         .map_err(io)?;
-    key.open(&bytes)
+    Ok(bytes)
 }
 
 /// Writes `sealed` to `path` atomically, mode 0600.
@@ -271,6 +324,7 @@ mod tests {
                 max_retries: 3,
             }],
             seen: vec![("22".repeat(32), "33".repeat(16), 5)],
+            journal: None,
         }
     }
 
