@@ -151,7 +151,13 @@ async fn run(inner: Arc<Inner>, mut job: Job) {
         }
         job.attempts += 1;
         save_attempts(&inner, &job);
-        let home = job.to.homes[(job.attempts as usize - 1) % job.to.homes.len()].clone();
+        let cooling = super::home::cooling_down(&inner);
+        let Some(home) = pick_home(&job.to.homes, job.attempts, &cooling).cloned() else {
+            break SendOutcome::Failed {
+                reason: "the recipient's address lists no home".into(),
+                attempts: job.attempts,
+            };
+        };
         match attempt(&inner, &mut job, &home).await {
             Attempt::Acked => {
                 let latency = job.started.elapsed();
@@ -186,6 +192,22 @@ async fn run(inner: Arc<Inner>, mut job: Job) {
         tracing::warn!("saving state after send {}: {e}", job.id);
     }
     inner.finish_outcome(job.id, outcome);
+}
+
+/// The home for attempt `attempt` (from 1): home `attempt - 1` in turn, skipping homes this
+/// node saw unreachable recently (`cooling`), so a recipient's address that still lists a
+/// dead home does not cost every send a failed attempt and a backoff. When every home is
+/// cooling down, the turn's home is tried anyway: the address is all there is.
+fn pick_home<'a>(homes: &'a [PathHop], attempt: u32, cooling: &[String]) -> Option<&'a PathHop> {
+    let n = homes.len();
+    let start = (attempt as usize).saturating_sub(1) % n.max(1);
+    let turn = (0..n).map(|i| (start + i) % n);
+    let alive = turn.clone().find(|&i| {
+        homes
+            .get(i)
+            .is_some_and(|h| !cooling.contains(&h.identity.to_hex()))
+    });
+    homes.get(alive.unwrap_or(start))
 }
 
 fn save_attempts(inner: &Inner, job: &Job) {
@@ -364,5 +386,43 @@ async fn await_ack(
             Some(CircEvent::Closed(why)) => return Attempt::Failed(why),
             None => return Attempt::Failed("link closed".into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "test code")]
+
+    use ournet_proto::keys::{EncryptionKeypair, IdentityKeypair};
+
+    use super::*;
+
+    fn homes(n: usize) -> Vec<PathHop> {
+        let mut rng = fresh_rng();
+        (0..n)
+            .map(|i| PathHop {
+                identity: IdentityKeypair::generate(&mut rng).public(),
+                onion_key: EncryptionKeypair::generate(&mut rng).public(),
+                link_key: EncryptionKeypair::generate(&mut rng).public(),
+                addr: ([127, 0, 0, 1], 9000 + i as u16).into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn attempts_take_homes_in_turn_and_skip_those_cooling_down() {
+        let h = homes(3);
+        let id = |i: usize| h[i].identity;
+        assert_eq!(pick_home(&h, 1, &[]).unwrap().identity, id(0));
+        assert_eq!(pick_home(&h, 2, &[]).unwrap().identity, id(1));
+        assert_eq!(pick_home(&h, 4, &[]).unwrap().identity, id(0));
+        let dead = vec![id(0).to_hex()];
+        assert_eq!(pick_home(&h, 1, &dead).unwrap().identity, id(1));
+        assert_eq!(pick_home(&h, 3, &dead).unwrap().identity, id(2));
+        assert_eq!(pick_home(&h, 4, &dead).unwrap().identity, id(1));
+        // Every home cooling down: the turn's home is tried anyway.
+        let all: Vec<String> = (0..3).map(|i| id(i).to_hex()).collect();
+        assert_eq!(pick_home(&h, 2, &all).unwrap().identity, id(1));
+        assert!(pick_home(&[], 1, &[]).is_none());
     }
 }
