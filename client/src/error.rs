@@ -19,6 +19,13 @@ pub enum ClientError {
     /// A circuit failed to build or was destroyed.
     #[error("circuit failed: {0}")]
     Circuit(String),
+    /// A circuit failed to build because the relay at path index `hop` could not be reached
+    /// from the one before it (DESTROY with reason connect-failed).
+    #[error("circuit failed: hop {hop} of the path is unreachable from the hop before it")]
+    Unreachable {
+        /// Index of the unreachable relay in the path.
+        hop: usize,
+    },
     /// Too few relays to build what was asked (homes or a path).
     #[error("directory: {0}")]
     Directory(#[from] DirectoryError),

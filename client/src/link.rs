@@ -39,6 +39,9 @@ pub(crate) const QUEUE_CAP: usize = 256;
 pub(crate) enum CircEvent {
     /// An event from `proto`'s circuit.
     Proto(ClientEvent),
+    /// While building, a relay of the path reported that it could not reach the next one:
+    /// path index `.0` is unreachable (`proto::circuit::blame_destroy`). `Closed` follows.
+    Unreachable(usize),
     /// The circuit is gone (destroyed, timed out, or its link closed); the reason is for logs.
     Closed(String),
 }
@@ -115,6 +118,7 @@ impl LinkHandle {
         };
         match events.recv().await {
             Some(CircEvent::Proto(ClientEvent::Built)) => Ok((circ, events)),
+            Some(CircEvent::Unreachable(hop)) => Err(ClientError::Unreachable { hop }),
             Some(CircEvent::Closed(why)) => Err(ClientError::Circuit(why)),
             Some(CircEvent::Proto(other)) => Err(ClientError::Circuit(format!(
                 "unexpected {other:?} while building"

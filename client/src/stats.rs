@@ -35,6 +35,9 @@ pub struct NodeStats {
     pub homes: u64,
     /// Home failovers (a home replaced after it died).
     pub failovers: u64,
+    /// Relays a send's circuit build found unreachable, from the node (first hop) or from
+    /// the hop before them (each then cools down for path selection).
+    pub unreachable_hops: u64,
     /// Cover (DROP) cells sent.
     pub cover_cells: u64,
 }
@@ -53,6 +56,7 @@ pub(crate) struct Counters {
     pub(crate) rejected: AtomicU64,
     pub(crate) homes: AtomicU64,
     pub(crate) failovers: AtomicU64,
+    pub(crate) unreachable_hops: AtomicU64,
     pub(crate) cover_cells: AtomicU64,
     latencies: Mutex<VecDeque<Duration>>,
 }
@@ -93,6 +97,7 @@ impl Counters {
             rejected: r(&self.rejected),
             homes: r(&self.homes),
             failovers: r(&self.failovers),
+            unreachable_hops: r(&self.unreachable_hops),
             cover_cells: r(&self.cover_cells),
         }
     }

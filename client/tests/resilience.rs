@@ -272,6 +272,9 @@ async fn a_send_to_an_unreachable_node_fails_after_its_bounded_retries() {
     );
     let s = alice.get_stats();
     assert_eq!((s.sent, s.failed, s.retries, s.acked), (1, 1, 1, 0));
+    // Each attempt's middle relay reported the dead home with DESTROY connect-failed, and the
+    // node blamed the home, not the relay that reported it.
+    assert_eq!(s.unreachable_hops, 2);
     assert_eq!(alice.pending_sends(), 0, "a failed send is not resumed");
     alice.stop().await;
 }

@@ -124,5 +124,18 @@ pub fn home_auth_message(channel_binding: &[u8; 32]) -> Vec<u8> {
     [HOME_AUTH_DOMAIN, channel_binding].concat()
 }
 
+/// Which hop of a circuit's path to blame for a DESTROY that arrived while `hops_built` of
+/// its `path_len` hops had answered.
+///
+/// A relay that cannot reach the next hop of an EXTEND destroys the circuit with
+/// [`DestroyReason::CONNECT_FAILED`] (PROTOCOL.md §6): hop `hops_built - 1` answered, so the
+/// relay it was asked to reach, index `hops_built`, is the unreachable one, not the hop that
+/// reported it. Any other reason, or a DESTROY before the first hop answered or after the
+/// build, names nobody: the caller then knows no more than "this circuit failed".
+pub fn blame_destroy(path_len: usize, hops_built: usize, reason: DestroyReason) -> Option<usize> {
+    (reason == DestroyReason::CONNECT_FAILED && hops_built >= 1 && hops_built < path_len)
+        .then_some(hops_built)
+}
+
 #[cfg(test)]
 mod tests;

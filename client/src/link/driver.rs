@@ -200,6 +200,11 @@ impl Driver {
                     Ok(LinkMsg::Destroy(r)) => r.0,
                     _ => DestroyReason::PROTOCOL.0,
                 };
+                // Name the relay the path could not reach, so the node routes around it.
+                if let Some(hop) = c.circ.blame_destroy(DestroyReason(reason)) {
+                    let tx = c.events.clone();
+                    self.deliver(tx, CircEvent::Unreachable(hop));
+                }
                 self.remove(
                     id,
                     format!("destroyed by the relay (reason {reason})"),

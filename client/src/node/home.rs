@@ -152,7 +152,7 @@ async fn connect_home(
         while let Some(ev) = events.recv().await {
             match ev {
                 CircEvent::Proto(ClientEvent::HomeAuthed { queued }) => return Ok(queued),
-                CircEvent::Proto(_) => {}
+                CircEvent::Proto(_) | CircEvent::Unreachable(_) => {}
                 CircEvent::Closed(why) => return Err(ClientError::Circuit(why)),
             }
         }
@@ -220,7 +220,7 @@ async fn watch_home(
                         sent = None;
                     }
                 }
-                Some(CircEvent::Proto(_)) => {}
+                Some(CircEvent::Proto(_) | CircEvent::Unreachable(_)) => {}
                 Some(CircEvent::Closed(why)) => break why,
                 None => break "link closed".to_owned(),
             },

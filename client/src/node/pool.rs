@@ -159,7 +159,7 @@ async fn dispatch(mut events: mpsc::Receiver<CircEvent>, waiters: Waiters, alive
                 ClientEvent::DeliveryStatus { message_id, .. }
                 | ClientEvent::Ack { message_id, .. },
             ) => *message_id,
-            CircEvent::Proto(_) => continue,
+            CircEvent::Proto(_) | CircEvent::Unreachable(_) => continue,
             CircEvent::Closed(_) => break,
         };
         let tx = lock(&waiters).get(&id).cloned();

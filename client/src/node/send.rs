@@ -27,6 +27,8 @@ use crate::stats::Counters;
 
 /// Relays asked of the directory for the first two hops.
 const PATH_CANDIDATES: usize = 64;
+/// Circuit builds one attempt may make when a relay of the path turns out to be unreachable.
+const BUILDS_PER_ATTEMPT: usize = 2;
 /// Longest pause between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -149,7 +151,13 @@ async fn run(inner: Arc<Inner>, mut job: Job) {
         }
         job.attempts += 1;
         save_attempts(&inner, &job);
-        let home = job.to.homes[(job.attempts as usize - 1) % job.to.homes.len()].clone();
+        let cooling = super::home::cooling_down(&inner);
+        let Some(home) = pick_home(&job.to.homes, job.attempts, &cooling).cloned() else {
+            break SendOutcome::Failed {
+                reason: "the recipient's address lists no home".into(),
+                attempts: job.attempts,
+            };
+        };
         match attempt(&inner, &mut job, &home).await {
             Attempt::Acked => {
                 let latency = job.started.elapsed();
@@ -184,6 +192,22 @@ async fn run(inner: Arc<Inner>, mut job: Job) {
         tracing::warn!("saving state after send {}: {e}", job.id);
     }
     inner.finish_outcome(job.id, outcome);
+}
+
+/// The home for attempt `attempt` (from 1): home `attempt - 1` in turn, skipping homes this
+/// node saw unreachable recently (`cooling`), so a recipient's address that still lists a
+/// dead home does not cost every send a failed attempt and a backoff. When every home is
+/// cooling down, the turn's home is tried anyway: the address is all there is.
+fn pick_home<'a>(homes: &'a [PathHop], attempt: u32, cooling: &[String]) -> Option<&'a PathHop> {
+    let n = homes.len();
+    let start = (attempt as usize).saturating_sub(1) % n.max(1);
+    let turn = (0..n).map(|i| (start + i) % n);
+    let alive = turn.clone().find(|&i| {
+        homes
+            .get(i)
+            .is_some_and(|h| !cooling.contains(&h.identity.to_hex()))
+    });
+    homes.get(alive.unwrap_or(start))
 }
 
 fn save_attempts(inner: &Inner, job: &Job) {
@@ -234,8 +258,36 @@ async fn attempt(inner: &Arc<Inner>, job: &mut Job, home: &PathHop) -> Attempt {
 }
 
 /// Builds a 3-hop circuit ending at `home`, its first two hops fresh from the directory.
+///
+/// When the first hop cannot be dialled, or a relay of the path reports that the next hop is
+/// unreachable, that hop (not the reporter) goes into the node-wide cooldown and one more
+/// path is tried at once, within the same attempt: the dead relay is then excluded, so a send
+/// does not spend a retry and a backoff on a relay the node already knows is gone (at most
+/// [`BUILDS_PER_ATTEMPT`] builds per attempt, so retries stay bounded, W5).
 async fn fresh_circuit(inner: &Arc<Inner>, home: &PathHop) -> Result<SendCircuit, String> {
-    // Relays that just failed (as a home or as a first hop) sit out their cooldown.
+    let mut last = String::new();
+    for _ in 0..BUILDS_PER_ATTEMPT {
+        match build_once(inner, home).await {
+            Ok(sc) => return Ok(sc),
+            Err(BuildError::Unreachable(why)) => last = why,
+            Err(BuildError::Other(why)) => return Err(why),
+        }
+    }
+    Err(last)
+}
+
+/// Why one circuit build failed.
+enum BuildError {
+    /// A relay of the path before the home could not be reached (by the node, or from the
+    /// hop before it); it is cooling down now, so another path avoids it.
+    Unreachable(String),
+    /// Anything else.
+    Other(String),
+}
+
+/// One build of a 3-hop path to `home` avoiding every relay in cooldown.
+async fn build_once(inner: &Arc<Inner>, home: &PathHop) -> Result<SendCircuit, BuildError> {
+    // Relays that just failed (as a home or a hop) sit out their cooldown.
     let mut exclude = super::home::cooling_down(inner);
     exclude.push(home.identity.to_hex());
     let prefs = Preferences {
@@ -244,20 +296,40 @@ async fn fresh_circuit(inner: &Arc<Inner>, home: &PathHop) -> Result<SendCircuit
     };
     let candidates = match inner.directory.relays(PATH_CANDIDATES, &prefs).await {
         Ok(c) => shuffled(c),
-        Err(e) => return Err(format!("directory: {e}")),
+        Err(e) => return Err(BuildError::Other(format!("directory: {e}"))),
     };
     let Some(path) = path_to(&candidates, home, inner.settings.diversity) else {
-        return Err("no diverse path to the recipient's home".into());
+        return Err(BuildError::Other(
+            "no diverse path to the recipient's home".into(),
+        ));
     };
     let link = match inner.link_to(&path[0]).await {
         Ok(l) => l,
         Err(e) => {
+            Counters::bump(&inner.counters.unreachable_hops);
             super::home::cool_down(inner, &path[0].identity.to_hex());
-            return Err(e.to_string());
+            return Err(BuildError::Unreachable(e.to_string()));
         }
     };
-    let (circ, events) = link.open_circuit(path).await.map_err(|e| e.to_string())?;
-    Ok(SendCircuit::start(inner, circ, events))
+    match link.open_circuit(path.clone()).await {
+        Ok((circ, events)) => Ok(SendCircuit::start(inner, circ, events)),
+        Err(ClientError::Unreachable { hop }) if hop < path.len() => {
+            // Blame the relay the path could not reach, wherever it is: a dead home is as
+            // dead a middle hop for every other send of this node.
+            let dead = &path[hop];
+            tracing::debug!("relay {} unreachable on a path: cooling down", dead.addr);
+            Counters::bump(&inner.counters.unreachable_hops);
+            super::home::cool_down(inner, &dead.identity.to_hex());
+            let why = format!("relay {} unreachable from the hop before it", dead.addr);
+            // Another path cannot help when the home itself is the dead one.
+            if hop + 1 < path.len() {
+                Err(BuildError::Unreachable(why))
+            } else {
+                Err(BuildError::Other(why))
+            }
+        }
+        Err(e) => Err(BuildError::Other(e.to_string())),
+    }
 }
 
 /// Waits for DELIVERY_STATUS, then for an ACK whose token verifies.
@@ -310,9 +382,47 @@ async fn await_ack(
                 }
                 tracing::warn!("an ACK for {} did not verify", job.id);
             }
-            Some(CircEvent::Proto(_)) => {}
+            Some(CircEvent::Proto(_) | CircEvent::Unreachable(_)) => {}
             Some(CircEvent::Closed(why)) => return Attempt::Failed(why),
             None => return Attempt::Failed("link closed".into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "test code")]
+
+    use ournet_proto::keys::{EncryptionKeypair, IdentityKeypair};
+
+    use super::*;
+
+    fn homes(n: usize) -> Vec<PathHop> {
+        let mut rng = fresh_rng();
+        (0..n)
+            .map(|i| PathHop {
+                identity: IdentityKeypair::generate(&mut rng).public(),
+                onion_key: EncryptionKeypair::generate(&mut rng).public(),
+                link_key: EncryptionKeypair::generate(&mut rng).public(),
+                addr: ([127, 0, 0, 1], 9000 + i as u16).into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn attempts_take_homes_in_turn_and_skip_those_cooling_down() {
+        let h = homes(3);
+        let id = |i: usize| h[i].identity;
+        assert_eq!(pick_home(&h, 1, &[]).unwrap().identity, id(0));
+        assert_eq!(pick_home(&h, 2, &[]).unwrap().identity, id(1));
+        assert_eq!(pick_home(&h, 4, &[]).unwrap().identity, id(0));
+        let dead = vec![id(0).to_hex()];
+        assert_eq!(pick_home(&h, 1, &dead).unwrap().identity, id(1));
+        assert_eq!(pick_home(&h, 3, &dead).unwrap().identity, id(2));
+        assert_eq!(pick_home(&h, 4, &dead).unwrap().identity, id(1));
+        // Every home cooling down: the turn's home is tried anyway.
+        let all: Vec<String> = (0..3).map(|i| id(i).to_hex()).collect();
+        assert_eq!(pick_home(&h, 2, &all).unwrap().identity, id(1));
+        assert!(pick_home(&[], 1, &[]).is_none());
     }
 }

@@ -313,6 +313,17 @@ impl ClientCircuit {
         &self.path
     }
 
+    /// Hops that have answered (CREATED or EXTENDED) so far.
+    pub fn hops_built(&self) -> usize {
+        self.crypto.hop_count()
+    }
+
+    /// The index in [`ClientCircuit::path`] of the relay to blame for a DESTROY with
+    /// `reason` received now ([`super::blame_destroy`]).
+    pub fn blame_destroy(&self, reason: crate::link_msg::DestroyReason) -> Option<usize> {
+        super::blame_destroy(self.path.len(), self.hops_built(), reason)
+    }
+
     fn finish_hop(
         &mut self,
         rng: &mut (impl RngCore + CryptoRng),

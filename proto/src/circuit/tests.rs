@@ -57,6 +57,8 @@ struct Chain<'k> {
     tamper: Option<(usize, usize)>,
     relay_events: Vec<(usize, RelayEvent)>,
     destroyed: Vec<(usize, CircuitError)>,
+    /// Relay index that no EXTEND can reach (a dead relay).
+    unreachable: Option<usize>,
 }
 
 impl<'k> Chain<'k> {
@@ -86,6 +88,7 @@ impl<'k> Chain<'k> {
             tamper: None,
             relay_events: Vec::new(),
             destroyed: Vec::new(),
+            unreachable: None,
         };
         let created = chain.create_at(0, htype, &hdata);
         chain
@@ -186,6 +189,11 @@ impl<'k> Chain<'k> {
             } = &ev
             {
                 assert_eq!(*identity, self.keys[i + 1].id.public());
+                if self.unreachable == Some(i + 1) {
+                    let e = self.relays[i].as_mut().unwrap().extend_failed();
+                    self.destroyed.push((i, e));
+                    continue;
+                }
                 let created = self.create_at(i + 1, *htype, hdata);
                 self.relays[i]
                     .as_mut()
@@ -504,4 +512,48 @@ fn deliver_needs_a_home_circuit_and_only_the_last_hop_originates() {
         middle.send_ack([0; 16], [0; 16]),
         Err(CircuitError::Protocol(_))
     ));
+}
+
+#[test]
+fn a_failed_extend_blames_the_relay_after_the_last_hop_that_answered() {
+    let keys = relays(3);
+    for dead in 1..3 {
+        let mut chain = Chain::build(20 + dead as u64, keys.iter().collect(), t0());
+        chain.unreachable = Some(dead);
+        chain.pump();
+        assert!(!chain.client.is_open());
+        // Relay `dead - 1` answered and reported; relay `dead` is the one to avoid.
+        assert_eq!(chain.destroyed.len(), 1);
+        assert_eq!(chain.destroyed[0].0, dead - 1);
+        assert_eq!(chain.client.hops_built(), dead);
+        assert_eq!(
+            chain.client.blame_destroy(DestroyReason::CONNECT_FAILED),
+            Some(dead)
+        );
+        // Other reasons say nothing about which relay is at fault.
+        for other in [
+            DestroyReason::NONE,
+            DestroyReason::PROTOCOL,
+            DestroyReason::RESOURCE_LIMIT,
+            DestroyReason::TIMEOUT,
+            DestroyReason::SHUTDOWN,
+        ] {
+            assert_eq!(chain.client.blame_destroy(other), None);
+        }
+    }
+}
+
+#[test]
+fn connect_failed_names_nobody_before_the_first_hop_answers_or_after_the_build() {
+    let cf = DestroyReason::CONNECT_FAILED;
+    assert_eq!(blame_destroy(3, 0, cf), None);
+    assert_eq!(blame_destroy(3, 1, cf), Some(1));
+    assert_eq!(blame_destroy(3, 2, cf), Some(2));
+    assert_eq!(blame_destroy(3, 3, cf), None);
+    assert_eq!(blame_destroy(1, 1, cf), None);
+    let keys = relays(3);
+    let mut chain = Chain::build(30, keys.iter().collect(), t0());
+    chain.pump();
+    assert!(chain.client.is_open());
+    assert_eq!(chain.client.blame_destroy(cf), None);
 }
