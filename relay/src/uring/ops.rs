@@ -148,9 +148,10 @@ impl Ring {
         };
         let len = i32::try_from(RECV_BUF_LEN).map_err(std::io::Error::other)?;
         let sqe = opcode::ProvideBuffers::new(mem.as_mut_ptr(), len, n, BUF_GROUP, bid).build();
-        // SAFETY: the pool is owned by this ring, never reallocated, and outlives every
-        // operation (teardown leaks it if any is still in flight); buffers [bid, bid + n)
-        // are not in the kernel's hands (they are new, or their data was consumed).
+        // The pool is owned by this ring, never reallocated, and outlives every operation
+        // (teardown leaks it if any is still in flight).
+        // SAFETY: the pool outlives the operation (above); buffers [bid, bid + n) are not in
+        // the kernel's hands (they are new, or their data was consumed).
         unsafe { self.push(sqe, Op::Provide) }.map(|_| ())
     }
 
