@@ -152,4 +152,9 @@ impl H {
             .map(|r| r["router_id"].as_str().unwrap().to_owned())
             .collect()
     }
+
+    /// The stored record of router `id` (it must exist).
+    pub(crate) async fn state_router(&self, id: &str) -> ournet_seed::record::RouterRecord {
+        self.state.store().router(id).await.unwrap().unwrap()
+    }
 }
