@@ -184,7 +184,7 @@ pub fn spawn(
         .config
         .seeds
         .iter()
-        .map(|u| SeedUrl::parse(u))
+        .map(|u| SeedUrl::parse(u).map_err(SeedError::from))
         .collect::<Result<Vec<_>, _>>()?;
     let registered_at = registered_at(&ctx.config.data_dir, request::unix_now())?;
     let plan = Arc::new(request::Plan {

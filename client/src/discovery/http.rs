@@ -1,6 +1,7 @@
 //! How the discovery client talks to seeds: the [`SeedTransport`] seam and its HTTP/1.1
 //! implementation over hyper's connection-level client (one request per connection, a body
-//! cap, a whole-request timeout), as the relay's seed client does.
+//! cap, a whole-request timeout). It is the one seed HTTP client: the relay's seed session
+//! speaks through it too.
 //!
 //! Tests put a canned transport behind the seam, so every verification and fallback rule runs
 //! without a socket.
@@ -189,7 +190,13 @@ mod tests {
         assert_eq!(u.to_string(), "http://127.0.0.1:8470");
         let u = SeedUrl::parse("[::1]:1/api/").unwrap();
         assert_eq!(u.to_string(), "http://[::1]:1/api");
-        for bad in ["https://seed.example", "http://x/?a=1", "http://", ""] {
+        for bad in [
+            "https://seed.example",
+            "ftp://x",
+            "http://x/?a=1",
+            "http://",
+            "",
+        ] {
             assert!(SeedUrl::parse(bad).is_err(), "{bad}");
         }
     }

@@ -92,7 +92,7 @@ impl Session {
 
     async fn call(
         &self,
-        method: &str,
+        method: &'static str,
         path: &str,
         body: Option<&Value>,
     ) -> Result<Answer, SeedError> {
