@@ -37,9 +37,8 @@ use ournet_proto::keys::{EncryptionKeypair, IdentityKeypair, IdentityPublicKey};
 use ournet_proto::privacy::{PrivacyLevel, TrafficAnalysisMitigationConfig};
 use ournet_tests::client::rng;
 use ournet_tests::netns::SplitNet;
-use ournet_tests::network::{LOCAL_RELAY_CONFIG, TestNet};
+use ournet_tests::network::{RELAY_CONFIG, TestNet};
 use ournet_tests::relay::backends;
-use ournet_tests::seed::verified_hops;
 use ournet_tests::tap::Tap;
 use rand_core::RngCore;
 use tokio::task::JoinSet;
@@ -272,22 +271,14 @@ fn paranoid_links_show_one_frame_size_at_a_constant_rate_whatever_the_app_sends(
 #[test]
 fn client_nodes_on_another_host_exchange_messages_once_through_a_faulty_20ms_network() {
     let config = std::env::temp_dir().join(format!("ournet-split-{}.toml", std::process::id()));
-    std::fs::write(&config, LOCAL_RELAY_CONFIG).unwrap();
+    std::fs::write(&config, RELAY_CONFIG).unwrap();
     let extra = ["--config", config.to_str().unwrap()];
     let net = SplitNet::start(env!("CARGO_BIN_EXE_ournet-fault-proxy"), &extra);
     std::thread::scope(|s| {
         s.spawn(|| {
             // This thread, and the one-thread runtime on it, is a host on the node network.
             net.node_host.enter_current_thread().unwrap();
-            let deadline = Instant::now() + WAIT;
-            let hops = loop {
-                let hops = verified_hops(&net.seed.discover(20));
-                if net.ids.iter().all(|id| hops.contains_key(id)) {
-                    break hops;
-                }
-                assert!(Instant::now() < deadline, "relays never all registered");
-                std::thread::sleep(Duration::from_millis(200));
-            };
+            let hops = net.seed.wait_listed(&net.ids, WAIT);
             let dir = relays_dir(net.ids.iter().map(|id| (id.clone(), hops[id].clone())));
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -18,7 +18,6 @@ use ournet_proto::keys::{EncryptionKeypair, IdentityKeypair};
 use ournet_proto::relay_msg::DeliveryStatus;
 use ournet_tests::client::{Circ, Link, rng};
 use ournet_tests::netns::{SPLIT_NODE_IP, SplitNet};
-use ournet_tests::seed::verified_hops;
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -38,15 +37,7 @@ fn nodes_and_relays_on_different_hosts_through_a_faulty_20ms_network() {
     // Everything below runs on the node host.
     let node_side = std::thread::spawn(move || {
         node_host.enter_current_thread().unwrap();
-        let deadline = Instant::now() + WAIT;
-        let hops = loop {
-            let hops = verified_hops(&seed.discover(20));
-            if ids.iter().all(|id| hops.contains_key(id)) {
-                break hops;
-            }
-            assert!(Instant::now() < deadline, "relays never all registered");
-            std::thread::sleep(Duration::from_millis(200));
-        };
+        let hops = seed.wait_listed(&ids, WAIT);
         let path: Vec<PathHop> = ids[..3].iter().map(|id| hops[id].clone()).collect();
         for (i, hop) in path.iter().enumerate() {
             assert_eq!(hop.addr, advertised(i).parse::<SocketAddr>().unwrap());

@@ -11,7 +11,7 @@ use ournet_proto::keys::{EncryptionKeypair, IdentityKeypair};
 use ournet_proto::relay_msg::DeliveryStatus;
 use ournet_tests::client::{Circ, Link, rng};
 use ournet_tests::relay::{RelayProc, backends};
-use ournet_tests::seed::{SeedProc, TEST_SEED_CONFIG, verified_hops};
+use ournet_tests::seed::{SeedProc, TEST_SEED_CONFIG};
 
 /// Turns a hang into a failure; nothing asserts how long anything took.
 const WAIT: Duration = Duration::from_secs(120);
@@ -39,10 +39,7 @@ fn relays_register_with_a_seed_and_carry_a_message_over_discovered_descriptors()
             .map(|i| RelayProc::start_on(backend, &format!("127.{i}.0.1:0"), &["--seed-url", &url]))
             .collect();
         let ids: Vec<String> = relays.iter().map(|r| r.info.identity.to_hex()).collect();
-        let hops = wait_until("all three relays discoverable", || {
-            let hops = verified_hops(&seed.discover(20));
-            ids.iter().all(|id| hops.contains_key(id)).then_some(hops)
-        });
+        let hops = seed.wait_listed(&ids, WAIT);
         let path: Vec<PathHop> = ids.iter().map(|id| hops[id].clone()).collect();
         for (relay, hop) in relays.iter().zip(&path) {
             assert_eq!(hop.addr, relay.info.addr, "advertised = listen address");
