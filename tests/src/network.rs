@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use ournet_bench::localnet::net::relay_listen;
 use ournet_proto::circuit::PathHop;
 
 use crate::relay::RelayProc;
@@ -14,6 +13,8 @@ use crate::seed::{SeedProc, TEST_SEED_CONFIG};
 /// Relay limits for one host (`localnet`'s): circuit creations and connections per IP raised
 /// (Tor's 3 circuits a second per IP would throttle all of a test's nodes as one client).
 pub use ournet_bench::localnet::net::RELAY_CONFIG;
+/// Where relay `i` listens (`localnet`'s): `127.(i+1).0.1`, port 0, its own /16.
+pub use ournet_bench::localnet::net::relay_listen;
 
 /// How long the relays may take to be listed.
 const DISCOVER_TIMEOUT: Duration = Duration::from_secs(120);
