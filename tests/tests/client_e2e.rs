@@ -64,20 +64,7 @@ fn a_thousand_messages_of_mixed_sizes_arrive_intact_once_with_acks() {
             all.into_iter().enumerate().partition(|(i, _)| i % 2 == 0);
         let to_bob: Vec<Vec<u8>> = to_bob.into_iter().map(|(_, c)| c).collect();
         let to_alice: Vec<Vec<u8>> = to_alice.into_iter().map(|(_, c)| c).collect();
-        let bob_gets = tokio::spawn(collect(bob.clone(), to_bob.len()));
-        let alice_gets = tokio::spawn(collect(alice.clone(), to_alice.len()));
-        let (a_addr, b_addr) = (alice.address().unwrap(), bob.address().unwrap());
-        let (a_sent, b_sent) = tokio::join!(
-            send_all(&alice, &b_addr, &to_bob, 16),
-            send_all(&bob, &a_addr, &to_alice, 16),
-        );
-        check_exactly_once(&a_sent, &to_bob, alice.identity(), &bob_gets.await.unwrap());
-        check_exactly_once(
-            &b_sent,
-            &to_alice,
-            bob.identity(),
-            &alice_gets.await.unwrap(),
-        );
+        swap(&alice, &bob, &to_bob, &to_alice, 16).await;
         assert_eq!(bob.get_stats().received, 500);
         assert_eq!(alice.get_stats().received, 500);
         eprintln!("alice {:?}\nbob {:?}", alice.get_stats(), bob.get_stats());
@@ -313,23 +300,35 @@ async fn exchange_both_ways(dir: Arc<StaticDirectory>, n: usize, sizes: &[usize]
     let to_alice: Vec<Vec<u8>> = (0..n)
         .map(|i| content(n + i, sizes[i % sizes.len()]))
         .collect();
-    let bob_gets = tokio::spawn(collect(bob.clone(), n));
-    let alice_gets = tokio::spawn(collect(alice.clone(), n));
-    let (a_addr, b_addr) = (alice.address().unwrap(), bob.address().unwrap());
-    let (a_sent, b_sent) = tokio::join!(
-        send_all(&alice, &b_addr, &to_bob, 8),
-        send_all(&bob, &a_addr, &to_alice, 8),
-    );
-    check_exactly_once(&a_sent, &to_bob, alice.identity(), &bob_gets.await.unwrap());
-    check_exactly_once(
-        &b_sent,
-        &to_alice,
-        bob.identity(),
-        &alice_gets.await.unwrap(),
-    );
+    swap(&alice, &bob, &to_bob, &to_alice, 8).await;
     eprintln!("alice {:?}\nbob {:?}", alice.get_stats(), bob.get_stats());
     alice.stop().await;
     bob.stop().await;
+}
+
+/// Alice sends `to_bob` while Bob sends `to_alice`, each with at most `window` unfinished;
+/// every message arrives once, intact, ACKed.
+async fn swap(
+    alice: &NodeClient,
+    bob: &NodeClient,
+    to_bob: &[Vec<u8>],
+    to_alice: &[Vec<u8>],
+    window: usize,
+) {
+    let bob_gets = tokio::spawn(collect(bob.clone(), to_bob.len()));
+    let alice_gets = tokio::spawn(collect(alice.clone(), to_alice.len()));
+    let (a_addr, b_addr) = (alice.address().unwrap(), bob.address().unwrap());
+    let (a_sent, b_sent) = tokio::join!(
+        send_all(alice, &b_addr, to_bob, window),
+        send_all(bob, &a_addr, to_alice, window),
+    );
+    check_exactly_once(&a_sent, to_bob, alice.identity(), &bob_gets.await.unwrap());
+    check_exactly_once(
+        &b_sent,
+        to_alice,
+        bob.identity(),
+        &alice_gets.await.unwrap(),
+    );
 }
 
 /// A node's keys, kept as secret bytes so a test can start the same node twice.
