@@ -34,17 +34,11 @@ fn relay(seed: u64, now: Instant) -> Relay {
 fn context(seed: u64, postman: Postman, workers: usize) -> Arc<RelayContext> {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let identity = IdentityKeypair::generate(&mut rng);
-    let link = ournet_proto::link::LinkIdentity::new(
-        IdentityKeypair::from_secret_bytes(&identity.secret_bytes()),
-        EncryptionKeypair::generate(&mut rng),
-    );
+    let link_key = EncryptionKeypair::generate(&mut rng);
+    let onion = EncryptionKeypair::generate(&mut rng);
     let config = Config::default();
     Arc::new(RelayContext {
-        keys: RelayKeys {
-            identity,
-            onion: EncryptionKeypair::generate(&mut rng),
-            link,
-        },
+        keys: RelayKeys::new(identity, onion, link_key),
         directory: Directory::new(&config),
         postman,
         metrics: (0..workers)
