@@ -331,18 +331,8 @@ impl DiscoveryClient {
     /// Fetches `GET /revocations` from the seed at `url` and applies every revocation that
     /// verifies (a seed's word alone revokes nothing). Returns (accepted, errors).
     pub async fn fetch_revocations_from_seed(&self, url: &str) -> (usize, Vec<String>) {
-        let req = SeedRequest {
-            method: "GET",
-            path: "/revocations".into(),
-            body: Vec::new(),
-            content_type: "application/json",
-        };
         let url = url.trim_end_matches('/');
-        let answer = match self
-            .transport
-            .call(url, req, self.cfg.request_timeout)
-            .await
-        {
+        let answer = match self.ask(url, SeedRequest::get("/revocations")).await {
             Ok(a) if a.status == 200 => a,
             Ok(a) => return (0, vec![format!("http_error:{}", a.status)]),
             Err(TransportError::Timeout) => return (0, vec!["timeout".into()]),
@@ -380,21 +370,15 @@ impl DiscoveryClient {
             "protocol_version": "1.0",
             "requested_count": (count + prefs.exclude.len()).clamp(1, MAX_REQUEST),
             "preferences": {"preferred_region": prefs.region, "exclude": prefs.exclude},
-        });
+        })
+        .to_string()
+        .into_bytes();
         let mut best: Option<(usize, Vec<RelayInfo>)> = None;
         let mut last_error = String::from("no answer");
         for (url, key) in order {
-            let req = SeedRequest {
-                method: "POST",
-                path: "/discover".into(),
-                body: body.to_string().into_bytes(),
-                content_type: "application/json",
-            };
+            let req = SeedRequest::post("/discover", body.clone(), "application/json");
             let started = Instant::now();
-            let result = self
-                .transport
-                .call(&url, req, self.cfg.request_timeout)
-                .await;
+            let result = self.ask(&url, req).await;
             let answer = match self.judge(&url, key.as_ref(), result, started) {
                 Ok(a) => a,
                 Err(e) => {
@@ -415,6 +399,13 @@ impl DiscoveryClient {
             Some((_, relays)) => Ok(relays),
             None => Err(DiscoveryError::AllSeedsFailed(last_error)),
         }
+    }
+
+    /// Sends one request to the seed at `url` within the configured request timeout.
+    async fn ask(&self, url: &str, req: SeedRequest) -> Result<SeedAnswer, TransportError> {
+        self.transport
+            .call(url, req, self.cfg.request_timeout)
+            .await
     }
 
     fn seed_order(&self) -> Vec<(String, Option<IdentityPublicKey>)> {

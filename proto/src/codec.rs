@@ -135,14 +135,7 @@ impl<'a> Reader<'a> {
         what: &'static str,
     ) -> Result<&'a [u8], DecodeError> {
         let len = usize::from(self.take_u16(what)?);
-        if len > max {
-            return Err(DecodeError::TooLong {
-                what,
-                got: len,
-                max,
-            });
-        }
-        self.take(len, what)
+        self.take_at_most(len, max, what)
     }
 
     /// Takes a `u32`-length-prefixed byte string of at most `max` bytes.
@@ -155,14 +148,7 @@ impl<'a> Reader<'a> {
         what: &'static str,
     ) -> Result<&'a [u8], DecodeError> {
         let len = usize::try_from(self.take_u32(what)?).unwrap_or(usize::MAX);
-        if len > max {
-            return Err(DecodeError::TooLong {
-                what,
-                got: len,
-                max,
-            });
-        }
-        self.take(len, what)
+        self.take_at_most(len, max, what)
     }
 
     /// A sub-reader over exactly the next `n` bytes, for a nested body whose length is known.
@@ -187,6 +173,24 @@ impl<'a> Reader<'a> {
             0 => Ok(()),
             n => Err(DecodeError::TrailingData(n)),
         }
+    }
+
+    /// Takes the `len` bytes a length prefix announced, refusing a `len` over `max` before
+    /// looking at the body (so the peer's number alone never sizes anything).
+    fn take_at_most(
+        &mut self,
+        len: usize,
+        max: usize,
+        what: &'static str,
+    ) -> Result<&'a [u8], DecodeError> {
+        if len > max {
+            return Err(DecodeError::TooLong {
+                what,
+                got: len,
+                max,
+            });
+        }
+        self.take(len, what)
     }
 }
 

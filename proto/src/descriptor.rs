@@ -128,14 +128,7 @@ impl DescriptorBody {
     /// # Errors
     /// [`DescriptorError::Canonical`] if a float is not finite.
     pub fn reference_message(&self) -> Result<String, DescriptorError> {
-        let v = json!({
-            "router_id": self.router_id.to_hex(),
-            "endpoints": self.endpoints,
-            "capacity": self.capacity,
-            "regions": self.regions,
-            "features": self.features,
-            "registered_at": finite(self.registered_at)?,
-        });
+        let v = Value::Object(self.reference_map()?);
         Ok(canonical_json::to_spaced(&v)?)
     }
 
@@ -151,11 +144,9 @@ impl DescriptorBody {
         ))
     }
 
-    fn to_map(&self) -> Result<Map<String, Value>, DescriptorError> {
-        let coords = match self.coordinates {
-            Some([lat, lon]) => json!([finite(lat)?, finite(lon)?]),
-            None => Value::Null,
-        };
+    /// The fields the reference signs (`router_signature`): the first part of every
+    /// descriptor.
+    fn reference_map(&self) -> Result<Map<String, Value>, DescriptorError> {
         let v = json!({
             "router_id": self.router_id.to_hex(),
             "endpoints": self.endpoints,
@@ -163,16 +154,28 @@ impl DescriptorBody {
             "regions": self.regions,
             "features": self.features,
             "registered_at": finite(self.registered_at)?,
-            "region": self.region,
-            "coordinates": coords,
-            "onion_key": self.onion_key.to_hex(),
-            "link_key": self.link_key.to_hex(),
-            "published_at": finite(self.published_at)?,
         });
         match v {
             Value::Object(m) => Ok(m),
             _ => Err(DescriptorError::BadField("descriptor")),
         }
+    }
+
+    /// Every field: the reference's, then ours (the keys are sorted when serialized).
+    fn to_map(&self) -> Result<Map<String, Value>, DescriptorError> {
+        let coords = match self.coordinates {
+            Some([lat, lon]) => json!([finite(lat)?, finite(lon)?]),
+            None => Value::Null,
+        };
+        let mut m = self.reference_map()?;
+        m.extend([
+            ("region".to_owned(), json!(self.region)),
+            ("coordinates".to_owned(), coords),
+            ("onion_key".to_owned(), json!(self.onion_key.to_hex())),
+            ("link_key".to_owned(), json!(self.link_key.to_hex())),
+            ("published_at".to_owned(), json!(finite(self.published_at)?)),
+        ]);
+        Ok(m)
     }
 }
 

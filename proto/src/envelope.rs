@@ -192,10 +192,17 @@ pub fn encrypt_message(
     timestamp: u64,
     content: &[u8],
 ) -> Result<Vec<u8>, EnvelopeError> {
-    seal_message(rng, sender, recipient, message_id, timestamp, content).map(|(env, _)| env)
+    encrypt_message_with_ack(rng, sender, recipient, message_id, timestamp, content)
+        .map(|(env, _)| env)
 }
 
-fn seal_message(
+/// Like [`encrypt_message`], and also returns the [`AckToken`] that only the recipient can
+/// compute from this envelope: the sender keeps it and accepts an end-to-end ACK only if it
+/// carries this token (PROTOCOL.md §7.3).
+///
+/// # Errors
+/// As [`encrypt_message`].
+pub fn encrypt_message_with_ack(
     rng: &mut (impl RngCore + CryptoRng),
     sender: &IdentityKeypair,
     recipient: &EncryptionPublicKey,
@@ -224,23 +231,6 @@ fn seal_message(
         timestamp,
     };
     seal(&ephemeral, recipient, &inner, content)
-}
-
-/// Like [`encrypt_message`], and also returns the [`AckToken`] that only the recipient can
-/// compute from this envelope: the sender keeps it and accepts an end-to-end ACK only if it
-/// carries this token (PROTOCOL.md §7.3).
-///
-/// # Errors
-/// As [`encrypt_message`].
-pub fn encrypt_message_with_ack(
-    rng: &mut (impl RngCore + CryptoRng),
-    sender: &IdentityKeypair,
-    recipient: &EncryptionPublicKey,
-    message_id: [u8; 16],
-    timestamp: u64,
-    content: &[u8],
-) -> Result<(Vec<u8>, AckToken), EnvelopeError> {
-    seal_message(rng, sender, recipient, message_id, timestamp, content)
 }
 
 /// Opens an envelope sealed to `recipient` and checks the sender's signature.

@@ -18,16 +18,12 @@ pub const MAILBOX_CAP: usize = 4096;
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum CrossMsg {
-    /// Deliver a message on the home circuit `circ` of `recipient`.
+    /// Deliver a message on the home circuit `circ` of its recipient.
     Deliver {
         /// The home circuit.
         circ: CircKey,
-        /// The node it should be home of (checked: the circuit may have been replaced).
-        recipient: [u8; 32],
-        /// The sender's message id.
-        message_id: [u8; 16],
-        /// The envelope.
-        envelope: Vec<u8>,
+        /// The message.
+        delivery: Delivery,
     },
     /// Send an end-to-end ACK back on the sender's circuit `circ`.
     Ack {
@@ -38,6 +34,18 @@ pub enum CrossMsg {
         /// The proof of receipt.
         ack_token: [u8; 16],
     },
+}
+
+/// A message on its way to a home circuit, on this worker or another.
+#[derive(Debug)]
+pub struct Delivery {
+    /// The node whose home circuit should take it (checked: the circuit may have been
+    /// replaced).
+    pub recipient: [u8; 32],
+    /// The sender's message id.
+    pub message_id: [u8; 16],
+    /// The envelope.
+    pub envelope: Vec<u8>,
 }
 
 /// Wakes a worker's event loop from another thread.

@@ -70,18 +70,29 @@ impl RelayKeys {
         let identity_secret = secret(dir, "identity.key", rng)?;
         let onion_secret = secret(dir, "onion.key", rng)?;
         let link_secret = secret(dir, "link.key", rng)?;
-        let identity = IdentityKeypair::from_secret_bytes(&identity_secret);
-        let onion = EncryptionKeypair::from_secret_bytes(&onion_secret);
-        let link_key = EncryptionKeypair::from_secret_bytes(&link_secret);
+        Ok(Self::new(
+            IdentityKeypair::from_secret_bytes(&identity_secret),
+            EncryptionKeypair::from_secret_bytes(&onion_secret),
+            EncryptionKeypair::from_secret_bytes(&link_secret),
+        ))
+    }
+
+    /// The keys from their three keypairs; the link identity certifies `link_key` under
+    /// `identity`.
+    pub fn new(
+        identity: IdentityKeypair,
+        onion: EncryptionKeypair,
+        link_key: EncryptionKeypair,
+    ) -> Self {
         let link = LinkIdentity::new(
             IdentityKeypair::from_secret_bytes(&identity.secret_bytes()),
             link_key,
         );
-        Ok(Self {
+        Self {
             identity,
             onion,
             link,
-        })
+        }
     }
 }
 

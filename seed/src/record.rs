@@ -61,6 +61,24 @@ pub struct Health {
     pub status: String,
 }
 
+impl Health {
+    /// The health of a router first seen at `last_seen`, before any heartbeat reports load:
+    /// full uptime, no load, `healthy`.
+    pub fn new_router(last_seen: f64) -> Self {
+        Self {
+            last_seen,
+            uptime_pct: 100.0,
+            avg_latency_ms: 0.0,
+            load_pct: 0.0,
+            active_connections: 0.0,
+            max_connections: 0.0,
+            queue_depth: 0.0,
+            messages_per_sec: 0.0,
+            status: "healthy".into(),
+        }
+    }
+}
+
 /// Health-monitor state (§5.5); created at the first heartbeat or gossip merge.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Monitor {

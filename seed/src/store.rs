@@ -104,6 +104,12 @@ fn not_stored(stored: Option<&str>, text: &str) -> PutAddress {
     }
 }
 
+/// The SQL `LIMIT` for event counts asked to saturate at `cap` (shared by backends): `cap`,
+/// at most [`REG_COUNT_CAP`].
+fn reg_count_limit(cap: u64) -> i64 {
+    i64::try_from(cap.min(REG_COUNT_CAP)).unwrap_or(0)
+}
+
 /// One registration attempt (§5.2).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RegEvent {

@@ -5,7 +5,7 @@
 mod harness;
 
 use axum::http::StatusCode;
-use harness::{T0, harness, harness_with, router, test_config};
+use harness::{T0, harness, harness_with, router, test_config, unlimited_config};
 use ournet_proto::descriptor::{SignedDescriptor, verify_router_list};
 use ournet_proto::keys::IdentityKeypair;
 use ournet_proto::pow;
@@ -358,14 +358,7 @@ async fn health_state_machine_hides_recovers_and_removes() {
 
 #[tokio::test]
 async fn synchronized_honest_heartbeats_do_not_drain_reputation_w20() {
-    let h = harness_with(
-        ournet_seed::config::SeedConfig {
-            rate_limit_enabled: false,
-            ..test_config()
-        },
-        AsnTable::default(),
-    )
-    .await;
+    let h = harness_with(unlimited_config(), AsnTable::default()).await;
     let routers: Vec<_> = (0..30u8)
         .map(|i| router(30 + i, &format!("10.{}.0.1:8471", 100 + i)))
         .collect();
@@ -402,14 +395,7 @@ fn asn_of_63() -> String {
 async fn selection_takes_one_router_per_slash16_and_spreads_asns() {
     let asns =
         AsnTable::parse("10.20.0.0/16\t100\n10.21.0.0/16\t100\n10.22.0.0/16\t200\n").unwrap();
-    let h = harness_with(
-        ournet_seed::config::SeedConfig {
-            rate_limit_enabled: false,
-            ..test_config()
-        },
-        asns,
-    )
-    .await;
+    let h = harness_with(unlimited_config(), asns).await;
     for (n, ep) in [
         (60, "10.20.0.1:1000"),
         (61, "10.20.5.1:2000"),

@@ -7,21 +7,14 @@
 mod harness;
 
 use axum::http::StatusCode;
-use harness::{harness, harness_with, router, test_config};
+use harness::{harness, harness_with, router, test_config, unlimited_config};
 use ournet_proto::keys::IdentityKeypair;
 use ournet_seed::policy::asn::AsnTable;
 use serde_json::{Value, json};
 
 #[tokio::test]
 async fn misbehavior_reports_need_registered_signed_reporters() {
-    let h = harness_with(
-        ournet_seed::config::SeedConfig {
-            rate_limit_enabled: false,
-            ..test_config()
-        },
-        AsnTable::default(),
-    )
-    .await;
+    let h = harness_with(unlimited_config(), AsnTable::default()).await;
     let target = router(70, "10.30.0.1:8471");
     h.register(&target, "10.30.0.1").await;
     let outsider = router(71, "10.31.0.1:8471");

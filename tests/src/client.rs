@@ -7,9 +7,14 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, BytesMut};
 use ournet_proto::cell::{BODY_LEN, CELL_LEN, CellCmd, CellHeader, CircId, HEADER_LEN};
 use ournet_proto::circuit::{ClientCircuit, ClientEvent, PathHop};
+use ournet_proto::envelope::{AckToken, OpenedMessage, decrypt_message, encrypt_message_with_ack};
+use ournet_proto::keys::{
+    EncryptionKeypair, EncryptionPublicKey, IdentityKeypair, IdentityPublicKey,
+};
 use ournet_proto::link::LinkInitiator;
 use ournet_proto::link::channel::{Channel, InCell};
 use ournet_proto::link_msg::{DestroyReason, LinkMsg};
+use ournet_proto::relay_msg::DeliveryStatus;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{OsRng, RngCore, SeedableRng};
 
@@ -186,6 +191,82 @@ impl Circ {
             .map_err(|e| LinkEnd::Circuit(e.to_string()))?;
         c.wait_for(|e| *e == ClientEvent::Built)?;
         Ok(c)
+    }
+
+    /// A home circuit for `who` on the relay `hop`, over `link` (connected to `hop`): built,
+    /// then HOME_AUTH proved with the link's channel binding. Returns it and how many queued
+    /// messages the relay announced.
+    pub fn home(link: Link, hop: PathHop, who: &IdentityKeypair) -> Result<(Self, u32), LinkEnd> {
+        let binding = link.binding;
+        let mut home = Self::build_on(link, vec![hop])?;
+        home.circ.home_auth(who, &binding).unwrap();
+        match home.wait_for(|e| matches!(e, ClientEvent::HomeAuthed { .. }))? {
+            ClientEvent::HomeAuthed { queued } => Ok((home, queued)),
+            other => unreachable!("wait_for gave {other:?}"),
+        }
+    }
+
+    /// Seals `content` from `from` to `to` (`to_enc` is its encryption key) as message `id`,
+    /// sends it to `to`'s home relay and waits for that relay's DELIVERY_STATUS. Returns the
+    /// status and the ACK token `to`'s end-to-end ACK must carry.
+    pub fn send_sealed(
+        &mut self,
+        from: &IdentityKeypair,
+        to: &IdentityPublicKey,
+        to_enc: &EncryptionPublicKey,
+        id: [u8; 16],
+        content: &[u8],
+    ) -> (DeliveryStatus, AckToken) {
+        let (envelope, token) =
+            encrypt_message_with_ack(&mut self.rng, from, to_enc, id, 1, content).unwrap();
+        self.circ.send_message(id, to.to_bytes(), envelope).unwrap();
+        let event = self
+            .wait_for(|e| matches!(e, ClientEvent::DeliveryStatus { .. }))
+            .unwrap();
+        let ClientEvent::DeliveryStatus { message_id, status } = event else {
+            unreachable!("wait_for gave {event:?}")
+        };
+        assert_eq!(message_id, id, "the status is for the message sent");
+        (status, token)
+    }
+
+    /// Waits for the next message on this home circuit and opens it with `key`. Returns its
+    /// message id and the opened message.
+    pub fn receive_opened(&mut self, key: &EncryptionKeypair) -> ([u8; 16], OpenedMessage) {
+        let event = self
+            .wait_for(|e| matches!(e, ClientEvent::Message { .. }))
+            .unwrap();
+        let ClientEvent::Message {
+            message_id,
+            envelope,
+        } = event
+        else {
+            unreachable!("wait_for gave {event:?}")
+        };
+        (message_id, decrypt_message(key, &envelope).unwrap())
+    }
+
+    /// Sends the end-to-end ACK of `opened` (message `id`) back towards its sender.
+    pub fn ack(&mut self, id: [u8; 16], opened: &OpenedMessage) {
+        self.circ
+            .send_ack(id, opened.ack_token().to_bytes())
+            .unwrap();
+        self.flush();
+    }
+
+    /// Waits for an end-to-end ACK; returns its message id and token.
+    pub fn wait_ack(&mut self) -> ([u8; 16], AckToken) {
+        let event = self
+            .wait_for(|e| matches!(e, ClientEvent::Ack { .. }))
+            .unwrap();
+        let ClientEvent::Ack {
+            message_id,
+            ack_token,
+        } = event
+        else {
+            unreachable!("wait_for gave {event:?}")
+        };
+        (message_id, AckToken::from_bytes(ack_token))
     }
 
     /// Sends what the circuit has queued.

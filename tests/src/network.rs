@@ -3,24 +3,21 @@
 //! listed by `/discover`, with the relays' per-IP limits raised because every node of a test
 //! connects from 127.0.0.1.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ournet_proto::circuit::PathHop;
 
 use crate::relay::RelayProc;
-use crate::seed::{SeedProc, TEST_SEED_CONFIG, verified_hops};
+use crate::seed::{SeedProc, TEST_SEED_CONFIG};
+
+/// Relay limits for one host (`localnet`'s): circuit creations and connections per IP raised
+/// (Tor's 3 circuits a second per IP would throttle all of a test's nodes as one client).
+pub use ournet_bench::localnet::net::RELAY_CONFIG;
+/// Where relay `i` listens (`localnet`'s): `127.(i+1).0.1`, port 0, its own /16.
+pub use ournet_bench::localnet::net::relay_listen;
 
 /// How long the relays may take to be listed.
 const DISCOVER_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// Relay limits for one host: circuit creations and connections per IP raised (Tor's 3
-/// circuits a second per IP would throttle all of a test's nodes as one client).
-pub const LOCAL_RELAY_CONFIG: &str = "
-[limits]
-circuit_rate_per_sec = 5000.0
-circuit_burst = 20000.0
-max_connections_per_ip = 4096
-";
 
 /// A seed and its relays; every process is killed on drop.
 #[derive(Debug)]
@@ -48,26 +45,21 @@ impl TestNet {
             std::process::id(),
             seed.addr.replace([':', '.'], "-")
         ));
-        std::fs::write(&config, LOCAL_RELAY_CONFIG).unwrap();
+        std::fs::write(&config, RELAY_CONFIG).unwrap();
         let url = seed.url();
         let cfg = config.to_str().unwrap().to_owned();
         let relays: Vec<RelayProc> = (0..n)
             .map(|i| {
-                let listen = format!("127.{}.0.1:0", i + 1);
                 let backend = &kinds[i % kinds.len()];
-                RelayProc::start_on(backend, &listen, &["--seed-url", &url, "--config", &cfg])
+                RelayProc::start_on(
+                    backend,
+                    &relay_listen(i),
+                    &["--seed-url", &url, "--config", &cfg],
+                )
             })
             .collect();
         let ids: Vec<String> = relays.iter().map(|r| r.info.identity.to_hex()).collect();
-        let deadline = Instant::now() + DISCOVER_TIMEOUT;
-        let listed = loop {
-            let listed = verified_hops(&seed.discover(64));
-            if ids.iter().all(|id| listed.contains_key(id)) {
-                break listed;
-            }
-            assert!(Instant::now() < deadline, "relays never all listed");
-            std::thread::sleep(Duration::from_millis(200));
-        };
+        let listed = seed.wait_listed(&ids, DISCOVER_TIMEOUT);
         let hops = ids
             .iter()
             .map(|id| (id.clone(), listed[id].clone()))

@@ -1,14 +1,15 @@
 //! Starting a seed process for tests: `ournet-seed` on 127.0.0.1 port 0 with the embedded
 //! store, its address read from the `listening on …` line, killed on drop.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use ournet_bench::localnet::net::verify_discover;
 use ournet_proto::circuit::PathHop;
-use ournet_proto::descriptor::{SignedDescriptor, verify_router_list};
 use ournet_proto::keys::IdentityPublicKey;
 use serde_json::Value;
 
@@ -147,6 +148,23 @@ impl SeedProc {
         assert_eq!(status, 200, "{v}");
         v
     }
+
+    /// Polls `/discover` until it lists every relay of `ids` (hex identities) with verified
+    /// signatures, and returns the listed hops by router id. Fails the test after `timeout`.
+    pub fn wait_listed(&self, ids: &[String], timeout: Duration) -> HashMap<String, PathHop> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let hops = verified_hops(&self.discover(64));
+            if ids.iter().all(|id| hops.contains_key(id)) {
+                return hops;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "relays never all listed by /discover"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
 }
 
 impl Drop for SeedProc {
@@ -158,24 +176,20 @@ impl Drop for SeedProc {
 }
 
 /// The relays of a `/discover` answer whose list signature (against the answer's own seed
-/// key) and two descriptor signatures verify, as path hops by router id.
-pub fn verified_hops(answer: &Value) -> std::collections::HashMap<String, PathHop> {
-    let seed_key = IdentityPublicKey::from_hex(answer["seed_key"].as_str().unwrap()).unwrap();
-    let _list_ok =
-        verify_router_list(answer.as_object().unwrap(), &seed_key).expect("list signature");
-    let mut hops = std::collections::HashMap::new();
-    for entry in answer["routers"].as_array().unwrap() {
-        let verified = SignedDescriptor::from_json(entry)
-            .and_then(SignedDescriptor::verify)
-            .expect("a descriptor with valid router and descriptor signatures");
-        let body = verified.body();
-        let hop = PathHop {
-            identity: body.router_id,
-            onion_key: body.onion_key,
-            link_key: body.link_key,
-            addr: body.endpoints[0].parse().unwrap(),
-        };
-        hops.insert(body.router_id.to_hex(), hop);
-    }
-    hops
+/// key) and two descriptor signatures verify, as path hops by router id. The checks are
+/// `localnet`'s ([`verify_discover`]); a failed one fails the test.
+pub fn verified_hops(answer: &Value) -> HashMap<String, PathHop> {
+    let (_key, bodies) = verify_discover(answer, None).expect("a /discover answer that verifies");
+    bodies
+        .into_iter()
+        .map(|body| {
+            let hop = PathHop {
+                identity: body.router_id,
+                onion_key: body.onion_key,
+                link_key: body.link_key,
+                addr: body.endpoints[0].parse().unwrap(),
+            };
+            (body.router_id.to_hex(), hop)
+        })
+        .collect()
 }

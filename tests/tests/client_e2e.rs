@@ -37,9 +37,8 @@ use ournet_proto::keys::{EncryptionKeypair, IdentityKeypair, IdentityPublicKey};
 use ournet_proto::privacy::{PrivacyLevel, TrafficAnalysisMitigationConfig};
 use ournet_tests::client::rng;
 use ournet_tests::netns::SplitNet;
-use ournet_tests::network::{LOCAL_RELAY_CONFIG, TestNet};
+use ournet_tests::network::{RELAY_CONFIG, TestNet};
 use ournet_tests::relay::backends;
-use ournet_tests::seed::verified_hops;
 use ournet_tests::tap::Tap;
 use rand_core::RngCore;
 use tokio::task::JoinSet;
@@ -65,20 +64,7 @@ fn a_thousand_messages_of_mixed_sizes_arrive_intact_once_with_acks() {
             all.into_iter().enumerate().partition(|(i, _)| i % 2 == 0);
         let to_bob: Vec<Vec<u8>> = to_bob.into_iter().map(|(_, c)| c).collect();
         let to_alice: Vec<Vec<u8>> = to_alice.into_iter().map(|(_, c)| c).collect();
-        let bob_gets = tokio::spawn(collect(bob.clone(), to_bob.len()));
-        let alice_gets = tokio::spawn(collect(alice.clone(), to_alice.len()));
-        let (a_addr, b_addr) = (alice.address().unwrap(), bob.address().unwrap());
-        let (a_sent, b_sent) = tokio::join!(
-            send_all(&alice, &b_addr, &to_bob, 16),
-            send_all(&bob, &a_addr, &to_alice, 16),
-        );
-        check_exactly_once(&a_sent, &to_bob, alice.identity(), &bob_gets.await.unwrap());
-        check_exactly_once(
-            &b_sent,
-            &to_alice,
-            bob.identity(),
-            &alice_gets.await.unwrap(),
-        );
+        swap(&alice, &bob, &to_bob, &to_alice, 16).await;
         assert_eq!(bob.get_stats().received, 500);
         assert_eq!(alice.get_stats().received, 500);
         eprintln!("alice {:?}\nbob {:?}", alice.get_stats(), bob.get_stats());
@@ -272,22 +258,14 @@ fn paranoid_links_show_one_frame_size_at_a_constant_rate_whatever_the_app_sends(
 #[test]
 fn client_nodes_on_another_host_exchange_messages_once_through_a_faulty_20ms_network() {
     let config = std::env::temp_dir().join(format!("ournet-split-{}.toml", std::process::id()));
-    std::fs::write(&config, LOCAL_RELAY_CONFIG).unwrap();
+    std::fs::write(&config, RELAY_CONFIG).unwrap();
     let extra = ["--config", config.to_str().unwrap()];
     let net = SplitNet::start(env!("CARGO_BIN_EXE_ournet-fault-proxy"), &extra);
     std::thread::scope(|s| {
         s.spawn(|| {
             // This thread, and the one-thread runtime on it, is a host on the node network.
             net.node_host.enter_current_thread().unwrap();
-            let deadline = Instant::now() + WAIT;
-            let hops = loop {
-                let hops = verified_hops(&net.seed.discover(20));
-                if net.ids.iter().all(|id| hops.contains_key(id)) {
-                    break hops;
-                }
-                assert!(Instant::now() < deadline, "relays never all registered");
-                std::thread::sleep(Duration::from_millis(200));
-            };
+            let hops = net.seed.wait_listed(&net.ids, WAIT);
             let dir = relays_dir(net.ids.iter().map(|id| (id.clone(), hops[id].clone())));
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -322,23 +300,35 @@ async fn exchange_both_ways(dir: Arc<StaticDirectory>, n: usize, sizes: &[usize]
     let to_alice: Vec<Vec<u8>> = (0..n)
         .map(|i| content(n + i, sizes[i % sizes.len()]))
         .collect();
-    let bob_gets = tokio::spawn(collect(bob.clone(), n));
-    let alice_gets = tokio::spawn(collect(alice.clone(), n));
-    let (a_addr, b_addr) = (alice.address().unwrap(), bob.address().unwrap());
-    let (a_sent, b_sent) = tokio::join!(
-        send_all(&alice, &b_addr, &to_bob, 8),
-        send_all(&bob, &a_addr, &to_alice, 8),
-    );
-    check_exactly_once(&a_sent, &to_bob, alice.identity(), &bob_gets.await.unwrap());
-    check_exactly_once(
-        &b_sent,
-        &to_alice,
-        bob.identity(),
-        &alice_gets.await.unwrap(),
-    );
+    swap(&alice, &bob, &to_bob, &to_alice, 8).await;
     eprintln!("alice {:?}\nbob {:?}", alice.get_stats(), bob.get_stats());
     alice.stop().await;
     bob.stop().await;
+}
+
+/// Alice sends `to_bob` while Bob sends `to_alice`, each with at most `window` unfinished;
+/// every message arrives once, intact, ACKed.
+async fn swap(
+    alice: &NodeClient,
+    bob: &NodeClient,
+    to_bob: &[Vec<u8>],
+    to_alice: &[Vec<u8>],
+    window: usize,
+) {
+    let bob_gets = tokio::spawn(collect(bob.clone(), to_bob.len()));
+    let alice_gets = tokio::spawn(collect(alice.clone(), to_alice.len()));
+    let (a_addr, b_addr) = (alice.address().unwrap(), bob.address().unwrap());
+    let (a_sent, b_sent) = tokio::join!(
+        send_all(alice, &b_addr, to_bob, window),
+        send_all(bob, &a_addr, to_alice, window),
+    );
+    check_exactly_once(&a_sent, to_bob, alice.identity(), &bob_gets.await.unwrap());
+    check_exactly_once(
+        &b_sent,
+        to_alice,
+        bob.identity(),
+        &alice_gets.await.unwrap(),
+    );
 }
 
 /// A node's keys, kept as secret bytes so a test can start the same node twice.

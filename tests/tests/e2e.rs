@@ -3,7 +3,6 @@
 #![allow(clippy::unwrap_used, reason = "test code")]
 
 use ournet_proto::circuit::ClientEvent;
-use ournet_proto::envelope::{AckToken, decrypt_message, encrypt_message_with_ack};
 use ournet_proto::keys::{EncryptionKeypair, IdentityKeypair};
 use ournet_proto::link_msg::DestroyReason;
 use ournet_proto::relay_msg::DeliveryStatus;
@@ -17,17 +16,7 @@ fn three_relays(backend: &str) -> Vec<RelayProc> {
 /// A node with a home circuit on `relay`.
 fn go_home(relay: &RelayProc, who: &IdentityKeypair) -> (Circ, u32) {
     let hop = relay.info.hop();
-    let link = Link::connect(&hop);
-    let binding = link.binding;
-    let mut home = Circ::build_on(link, vec![hop]).unwrap();
-    home.circ.home_auth(who, &binding).unwrap();
-    let ClientEvent::HomeAuthed { queued } = home
-        .wait_for(|e| matches!(e, ClientEvent::HomeAuthed { .. }))
-        .unwrap()
-    else {
-        unreachable!()
-    };
-    (home, queued)
+    Circ::home(Link::connect(&hop), hop, who).unwrap()
 }
 
 fn is_message(e: &ClientEvent) -> bool {
@@ -49,46 +38,17 @@ fn a_message_crosses_three_relays_to_a_home_node_and_its_ack_comes_back() {
 
         let path = relays.iter().map(|p| p.info.hop()).collect();
         let mut sender = Circ::build(path).unwrap();
-        let (envelope, token) =
-            encrypt_message_with_ack(&mut r, &alice, &bob_enc.public(), [7; 16], 1, b"hi bob")
-                .unwrap();
-        let to = bob.public().to_bytes();
-        sender.circ.send_message([7; 16], to, envelope).unwrap();
-        let status = sender
-            .wait_for(|e| matches!(e, ClientEvent::DeliveryStatus { .. }))
-            .unwrap();
-        assert_eq!(
-            status,
-            ClientEvent::DeliveryStatus {
-                message_id: [7; 16],
-                status: DeliveryStatus::DELIVERED
-            },
-            "{backend}"
-        );
+        let (status, token) =
+            sender.send_sealed(&alice, &bob.public(), &bob_enc.public(), [7; 16], b"hi bob");
+        assert_eq!(status, DeliveryStatus::DELIVERED, "{backend}");
 
-        let ClientEvent::Message {
-            message_id,
-            envelope,
-        } = bob_home.wait_for(is_message).unwrap()
-        else {
-            unreachable!()
-        };
-        let opened = decrypt_message(&bob_enc, &envelope).unwrap();
+        let (message_id, opened) = bob_home.receive_opened(&bob_enc);
         assert_eq!(opened.content(), b"hi bob");
         assert_eq!(opened.sender(), &alice.public());
 
-        bob_home
-            .circ
-            .send_ack(message_id, opened.ack_token().to_bytes())
-            .unwrap();
-        bob_home.flush();
-        let ClientEvent::Ack { ack_token, .. } = sender
-            .wait_for(|e| matches!(e, ClientEvent::Ack { .. }))
-            .unwrap()
-        else {
-            unreachable!()
-        };
-        assert_eq!(AckToken::from_bytes(ack_token), token, "proof of receipt");
+        bob_home.ack(message_id, &opened);
+        let (_, ack_token) = sender.wait_ack();
+        assert_eq!(ack_token, token, "proof of receipt");
         assert!(relays[1].metric("ournet_cells_in_total") > 0);
     }
 }
@@ -136,23 +96,14 @@ fn a_message_for_an_offline_node_is_queued_and_released_only_to_its_owner() {
         );
         let path = relays.iter().map(|p| p.info.hop()).collect();
         let mut sender = Circ::build(path).unwrap();
-        let (envelope, _) =
-            encrypt_message_with_ack(&mut r, &alice, &carol_enc.public(), [3; 16], 1, b"later")
-                .unwrap();
-        sender
-            .circ
-            .send_message([3; 16], carol.public().to_bytes(), envelope)
-            .unwrap();
-        let status = sender
-            .wait_for(|e| matches!(e, ClientEvent::DeliveryStatus { .. }))
-            .unwrap();
-        assert_eq!(
-            status,
-            ClientEvent::DeliveryStatus {
-                message_id: [3; 16],
-                status: DeliveryStatus::QUEUED
-            }
+        let (status, _) = sender.send_sealed(
+            &alice,
+            &carol.public(),
+            &carol_enc.public(),
+            [3; 16],
+            b"later",
         );
+        assert_eq!(status, DeliveryStatus::QUEUED, "{backend}");
 
         // Another key gets nothing; a proof made for another link is refused outright.
         let (_mallory_home, queued) = go_home(&relays[2], &mallory);
@@ -168,13 +119,8 @@ fn a_message_for_an_offline_node_is_queued_and_released_only_to_its_owner() {
 
         let (mut carol_home, queued) = go_home(&relays[2], &carol);
         assert_eq!(queued, 1);
-        let ClientEvent::Message { envelope, .. } = carol_home.wait_for(is_message).unwrap() else {
-            unreachable!()
-        };
-        assert_eq!(
-            decrypt_message(&carol_enc, &envelope).unwrap().content(),
-            b"later"
-        );
+        let (_, opened) = carol_home.receive_opened(&carol_enc);
+        assert_eq!(opened.content(), b"later");
     }
 }
 

@@ -13,12 +13,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use ournet_proto::circuit::{ClientEvent, PathHop};
-use ournet_proto::envelope::{AckToken, decrypt_message, encrypt_message_with_ack};
 use ournet_proto::keys::{EncryptionKeypair, IdentityKeypair};
 use ournet_proto::relay_msg::DeliveryStatus;
 use ournet_tests::client::{Circ, Link, rng};
 use ournet_tests::netns::{SPLIT_NODE_IP, SplitNet};
-use ournet_tests::seed::verified_hops;
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -38,15 +36,7 @@ fn nodes_and_relays_on_different_hosts_through_a_faulty_20ms_network() {
     // Everything below runs on the node host.
     let node_side = std::thread::spawn(move || {
         node_host.enter_current_thread().unwrap();
-        let deadline = Instant::now() + WAIT;
-        let hops = loop {
-            let hops = verified_hops(&seed.discover(20));
-            if ids.iter().all(|id| hops.contains_key(id)) {
-                break hops;
-            }
-            assert!(Instant::now() < deadline, "relays never all registered");
-            std::thread::sleep(Duration::from_millis(200));
-        };
+        let hops = seed.wait_listed(&ids, WAIT);
         let path: Vec<PathHop> = ids[..3].iter().map(|id| hops[id].clone()).collect();
         for (i, hop) in path.iter().enumerate() {
             assert_eq!(hop.addr, advertised(i).parse::<SocketAddr>().unwrap());
@@ -79,11 +69,7 @@ fn exchange(path: &[PathHop]) -> Duration {
         EncryptionKeypair::generate(&mut r),
     );
     let link = Link::connect_from(from, &path[2]);
-    let binding = link.binding;
-    let mut home = Circ::build_on(link, vec![path[2].clone()]).unwrap();
-    home.circ.home_auth(&bob, &binding).unwrap();
-    home.wait_for(|e| matches!(e, ClientEvent::HomeAuthed { .. }))
-        .unwrap();
+    let (mut home, _) = Circ::home(link, path[2].clone(), &bob).unwrap();
     let mut sender = Circ::build_on(Link::connect_from(from, &path[0]), path.to_vec()).unwrap();
     for (n, size) in [1usize, 100, 925, 5_000, 60_000, 300_000]
         .into_iter()
@@ -91,49 +77,16 @@ fn exchange(path: &[PathHop]) -> Duration {
     {
         let id = [n as u8 + 1; 16];
         let content: Vec<u8> = (0..size).map(|i| (i * 7 + n) as u8).collect();
-        let (envelope, token) =
-            encrypt_message_with_ack(&mut r, &alice, &bob_enc.public(), id, 1, &content).unwrap();
-        sender
-            .circ
-            .send_message(id, bob.public().to_bytes(), envelope)
-            .unwrap();
-        let status = sender
-            .wait_for(|e| matches!(e, ClientEvent::DeliveryStatus { .. }))
-            .unwrap();
-        let delivered = ClientEvent::DeliveryStatus {
-            message_id: id,
-            status: DeliveryStatus::DELIVERED,
-        };
-        assert_eq!(status, delivered);
-        let ClientEvent::Message { envelope, .. } = home
-            .wait_for(|e| matches!(e, ClientEvent::Message { .. }))
-            .unwrap()
-        else {
-            unreachable!()
-        };
-        let opened = decrypt_message(&bob_enc, &envelope).unwrap();
+        let (status, token) =
+            sender.send_sealed(&alice, &bob.public(), &bob_enc.public(), id, &content);
+        assert_eq!(status, DeliveryStatus::DELIVERED);
+        let (_, opened) = home.receive_opened(&bob_enc);
         assert_eq!(opened.content(), content.as_slice(), "message {n} intact");
         assert_eq!(opened.sender(), &alice.public());
-        home.circ
-            .send_ack(id, opened.ack_token().to_bytes())
-            .unwrap();
-        home.flush();
-        let ack = sender
-            .wait_for(|e| matches!(e, ClientEvent::Ack { .. }))
-            .unwrap();
-        let ClientEvent::Ack {
-            message_id,
-            ack_token,
-        } = ack
-        else {
-            unreachable!()
-        };
+        home.ack(id, &opened);
+        let (message_id, ack_token) = sender.wait_ack();
         assert_eq!(message_id, id);
-        assert_eq!(
-            AckToken::from_bytes(ack_token),
-            token,
-            "the ACK proves receipt"
-        );
+        assert_eq!(ack_token, token, "the ACK proves receipt");
     }
     let started = Instant::now();
     sender.circ.send_ping(42).unwrap();

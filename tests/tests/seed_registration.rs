@@ -5,13 +5,13 @@
 
 use std::time::{Duration, Instant};
 
-use ournet_proto::circuit::{ClientEvent, PathHop};
-use ournet_proto::envelope::{decrypt_message, encrypt_message_with_ack};
+use ournet_proto::circuit::PathHop;
 use ournet_proto::keys::{EncryptionKeypair, IdentityKeypair};
 use ournet_proto::relay_msg::DeliveryStatus;
 use ournet_tests::client::{Circ, Link, rng};
+use ournet_tests::network::relay_listen;
 use ournet_tests::relay::{RelayProc, backends};
-use ournet_tests::seed::{SeedProc, TEST_SEED_CONFIG, verified_hops};
+use ournet_tests::seed::{SeedProc, TEST_SEED_CONFIG};
 
 /// Turns a hang into a failure; nothing asserts how long anything took.
 const WAIT: Duration = Duration::from_secs(120);
@@ -35,14 +35,11 @@ fn relays_register_with_a_seed_and_carry_a_message_over_discovered_descriptors()
         let url = seed.url();
         // Loopback hosts in distinct /16s: a seed refuses endpoints nearly identical to
         // another's and serves at most one router per /16.
-        let relays: Vec<RelayProc> = (1..4)
-            .map(|i| RelayProc::start_on(backend, &format!("127.{i}.0.1:0"), &["--seed-url", &url]))
+        let relays: Vec<RelayProc> = (0..3)
+            .map(|i| RelayProc::start_on(backend, &relay_listen(i), &["--seed-url", &url]))
             .collect();
         let ids: Vec<String> = relays.iter().map(|r| r.info.identity.to_hex()).collect();
-        let hops = wait_until("all three relays discoverable", || {
-            let hops = verified_hops(&seed.discover(20));
-            ids.iter().all(|id| hops.contains_key(id)).then_some(hops)
-        });
+        let hops = seed.wait_listed(&ids, WAIT);
         let path: Vec<PathHop> = ids.iter().map(|id| hops[id].clone()).collect();
         for (relay, hop) in relays.iter().zip(&path) {
             assert_eq!(hop.addr, relay.info.addr, "advertised = listen address");
@@ -65,46 +62,18 @@ fn send_over(path: &[PathHop], backend: &str) {
         IdentityKeypair::generate(&mut r),
         EncryptionKeypair::generate(&mut r),
     );
-    let home_hop = path[2].clone();
-    let link = Link::connect(&home_hop);
-    let binding = link.binding;
-    let mut home = Circ::build_on(link, vec![home_hop]).unwrap();
-    home.circ.home_auth(&bob, &binding).unwrap();
-    home.wait_for(|e| matches!(e, ClientEvent::HomeAuthed { .. }))
-        .unwrap();
+    let (mut home, _) = Circ::home(Link::connect(&path[2]), path[2].clone(), &bob).unwrap();
 
     let mut sender = Circ::build(path.to_vec()).unwrap();
-    let (envelope, _token) = encrypt_message_with_ack(
-        &mut r,
+    let (status, _token) = sender.send_sealed(
         &alice,
+        &bob.public(),
         &bob_enc.public(),
         [9; 16],
-        1,
         b"via the seed",
-    )
-    .unwrap();
-    sender
-        .circ
-        .send_message([9; 16], bob.public().to_bytes(), envelope)
-        .unwrap();
-    let status = sender
-        .wait_for(|e| matches!(e, ClientEvent::DeliveryStatus { .. }))
-        .unwrap();
-    assert_eq!(
-        status,
-        ClientEvent::DeliveryStatus {
-            message_id: [9; 16],
-            status: DeliveryStatus::DELIVERED
-        },
-        "{backend}"
     );
-    let ClientEvent::Message { envelope, .. } = home
-        .wait_for(|e| matches!(e, ClientEvent::Message { .. }))
-        .unwrap()
-    else {
-        unreachable!()
-    };
-    let opened = decrypt_message(&bob_enc, &envelope).unwrap();
+    assert_eq!(status, DeliveryStatus::DELIVERED, "{backend}");
+    let (_, opened) = home.receive_opened(&bob_enc);
     assert_eq!(opened.content(), b"via the seed");
     assert_eq!(opened.sender(), &alice.public());
 }

@@ -157,7 +157,12 @@ mod tests {
         on_line("not json");
         let (last, ack, one_way) = NodeFeed::take(&feed);
         assert_eq!(
-            (last.sent, last.acked, ack.len(), one_way.len()),
+            (
+                last.counters.sent,
+                last.counters.acked,
+                ack.len(),
+                one_way.len()
+            ),
             (3, 2, 2, 0)
         );
         assert_eq!(NodeFeed::take(&feed).1.len(), 0);

@@ -46,12 +46,19 @@ max_stale_seconds = 15.0
 /// The relays' configuration: circuit-creation and per-IP connection limits raised, because
 /// every node and relay of a local network connects from 127.0.0.1, so the per-IP limits
 /// meant for one client (3 circuits a second, Tor's default) would throttle them all as one.
-const RELAY_CONFIG: &str = "
+/// The e2e tests' local networks (`ournet-tests`) use it too.
+pub const RELAY_CONFIG: &str = "
 [limits]
 circuit_rate_per_sec = 5000.0
 circuit_burst = 20000.0
 max_connections_per_ip = 4096
 ";
+
+/// Where relay `i` listens: `127.(i+1).0.1`, port 0, so each relay has its own /16 (the seed
+/// serves at most one router per /16).
+pub fn relay_listen(i: usize) -> String {
+    format!("127.{}.0.1:0", i + 1)
+}
 
 /// A running seed.
 #[derive(Debug)]
@@ -118,7 +125,18 @@ pub fn discover(
     pinned: Option<&IdentityPublicKey>,
 ) -> anyhow::Result<(IdentityPublicKey, Vec<DescriptorBody>)> {
     let body = http::post_json(api, "/discover", &json!({ "requested_count": count }))?;
-    let answer: Value = serde_json::from_str(&body)?;
+    verify_discover(&serde_json::from_str(&body)?, pinned)
+}
+
+/// Checks a `/discover` answer as [`discover`] does: the list signature against `pinned` (or
+/// the key the answer names) and both signatures of each descriptor.
+///
+/// # Errors
+/// A signature did not verify, or the seed is not the pinned one.
+pub fn verify_discover(
+    answer: &Value,
+    pinned: Option<&IdentityPublicKey>,
+) -> anyhow::Result<(IdentityPublicKey, Vec<DescriptorBody>)> {
     let named = IdentityPublicKey::from_hex(
         answer["seed_key"]
             .as_str()
@@ -186,7 +204,7 @@ impl Relay {
         let mut cmd = Command::new(bin);
         cmd.arg("--config")
             .arg(&config)
-            .args(["--listen", &format!("127.{}.0.1:0", i + 1)])
+            .args(["--listen", &relay_listen(i)])
             .args([
                 "--control",
                 "127.0.0.1:0",

@@ -2,6 +2,7 @@
 //! the cursor, clear, draw), or one line per second when stdout is a pipe or a file; and the
 //! summary at the end.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::report::{Latency, Row, Summary};
@@ -12,7 +13,6 @@ const CLEAR: &str = "\x1b[H\x1b[2J";
 /// The full-screen form of `row`.
 pub fn screen(row: &Row, title: &str) -> String {
     let mut s = String::from(CLEAR);
-    let t = &row.totals;
     let _ = writeln!(
         s,
         "{title}   t={:.0}s   (Ctrl-C stops and prints a summary)\n",
@@ -25,18 +25,7 @@ pub fn screen(row: &Row, title: &str) -> String {
     );
     let _ = writeln!(s, "ACK       {}", latency(&row.ack_latency));
     let _ = writeln!(s, "one-way   {}", latency(&row.one_way_latency));
-    let _ = writeln!(
-        s,
-        "totals    sent {}  acked {} ({:.1}%)  failed {}  retries {}  received {}  dup {}  corrupt {}\n",
-        t.sent,
-        t.acked,
-        t.acked_pct(),
-        t.failed,
-        t.retries,
-        t.received,
-        t.duplicates,
-        t.corrupt
-    );
+    let _ = writeln!(s, "totals    {}\n", row.totals);
     let _ = writeln!(
         s,
         "{:<9} {:>4} {:>10} {:>10} {:>8} {:>6} {:>7} {:>8}",
@@ -67,10 +56,10 @@ pub fn screen(row: &Row, title: &str) -> String {
             "{:<9} {:>4} {:>9} {:>9} {:>9} {:>7} {:>7.1} {:>8.1}",
             n.proc.name,
             up(n.proc.up),
-            n.sent,
-            n.received,
-            n.acked,
-            n.failed,
+            n.counters.sent,
+            n.counters.received,
+            n.counters.acked,
+            n.counters.failed,
             n.proc.cpu_pct,
             n.proc.rss_mib
         );
@@ -84,7 +73,7 @@ pub fn screen(row: &Row, title: &str) -> String {
         seed.cpu_pct,
         seed.rss_mib
     );
-    let _ = writeln!(s, "drops     {}", drops(row));
+    let _ = writeln!(s, "drops     {}", drops(&row.drops, ","));
     s
 }
 
@@ -108,14 +97,13 @@ pub fn line(row: &Row) -> String {
         row.totals.sent,
         row.totals.failed,
         row.relays.len(),
-        drops(row)
+        drops(&row.drops, ",")
     )
 }
 
 /// The end-of-run summary as text.
 pub fn summary(s: &Summary) -> String {
     let mut o = String::new();
-    let t = &s.totals;
     let _ = writeln!(o, "\n== localnet summary ==");
     let _ = writeln!(o, "command   {}", s.meta.command);
     let _ = writeln!(
@@ -134,11 +122,7 @@ pub fn summary(s: &Summary) -> String {
         "traffic   {:.1} s: {:.1} msg/s, {:.3} MB/s received",
         s.traffic_seconds, s.msgs_per_s, s.mb_per_s
     );
-    let _ = writeln!(
-        o,
-        "messages  sent {}  acked {} ({:.1}%)  failed {}  retries {}  received {}  duplicates {}  corrupt {}",
-        t.sent, t.acked, s.acked_pct, t.failed, t.retries, t.received, t.duplicates, t.corrupt
-    );
+    let _ = writeln!(o, "messages  {}", s.totals);
     let _ = writeln!(o, "ACK       {}", latency(&s.ack_latency));
     let _ = writeln!(o, "one-way   {}", latency(&s.one_way_latency));
     for r in &s.relays {
@@ -161,21 +145,7 @@ pub fn summary(s: &Summary) -> String {
             p.name, p.cpu_s, p.peak_rss_mib
         );
     }
-    let nonzero: Vec<String> = s
-        .drops
-        .iter()
-        .filter(|(_, v)| **v > 0)
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    let _ = writeln!(
-        o,
-        "drops     {}",
-        if nonzero.is_empty() {
-            "none".into()
-        } else {
-            nonzero.join(" ")
-        }
-    );
+    let _ = writeln!(o, "drops     {}", drops(&s.drops, " "));
     for e in &s.meta.events {
         let _ = writeln!(o, "event     {e}");
     }
@@ -192,9 +162,9 @@ fn latency(l: &Latency) -> String {
     )
 }
 
-fn drops(row: &Row) -> String {
-    let nonzero: Vec<String> = row
-        .drops
+/// The nonzero drop counts as `reason=count`, joined by `sep`, or `none`.
+fn drops(drops: &BTreeMap<String, u64>, sep: &str) -> String {
+    let nonzero: Vec<String> = drops
         .iter()
         .filter(|(_, v)| **v > 0)
         .map(|(k, v)| format!("{k}={v}"))
@@ -202,7 +172,7 @@ fn drops(row: &Row) -> String {
     if nonzero.is_empty() {
         "none".into()
     } else {
-        nonzero.join(",")
+        nonzero.join(sep)
     }
 }
 
@@ -212,8 +182,9 @@ fn up(up: bool) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::super::report::{NodeRow, ProcRow, RelayRow, Totals};
+    use super::super::report::{NodeRow, ProcRow, RelayRow};
     use super::*;
+    use crate::node::stats::Counters;
 
     fn row() -> Row {
         let proc = |name: &str, up| ProcRow {
@@ -226,11 +197,11 @@ mod tests {
             t: 3.0,
             msgs_per_s: 80.0,
             mb_per_s: 0.082,
-            totals: Totals {
+            totals: Counters {
                 sent: 10,
                 acked: 9,
                 received: 9,
-                ..Totals::default()
+                ..Counters::default()
             },
             relays: vec![
                 RelayRow {
@@ -246,8 +217,10 @@ mod tests {
             ],
             nodes: vec![NodeRow {
                 proc: proc("node-1", true),
-                sent: 10,
-                ..NodeRow::default()
+                counters: Counters {
+                    sent: 10,
+                    ..Counters::default()
+                },
             }],
             drops: [
                 ("relay:rate_limited".to_owned(), 2),

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::collect::{RelayMetrics, histogram};
 use super::procs::Usage;
-use crate::node::stats::StatsLine;
+use crate::node::stats::{Counters, StatsLine};
 
 /// One node's inputs to a tick.
 #[derive(Debug)]
@@ -69,13 +69,8 @@ pub struct NodeRow {
     /// The process.
     pub proc: ProcRow,
     /// Its counters.
-    pub sent: u64,
-    /// Received (deduplicated).
-    pub received: u64,
-    /// ACKed.
-    pub acked: u64,
-    /// Failed after every retry.
-    pub failed: u64,
+    #[serde(flatten)]
+    pub counters: Counters,
 }
 
 /// Percentiles of a latency histogram, in milliseconds.
@@ -123,8 +118,8 @@ pub struct Row {
     pub ack_latency: Latency,
     /// Send-to-receive latency of this second.
     pub one_way_latency: Latency,
-    /// Totals since the start: sent, acked, failed, retries, received, duplicates, corrupt.
-    pub totals: Totals,
+    /// Counters since the start, summed over nodes.
+    pub totals: Counters,
     /// Relays.
     pub relays: Vec<RelayRow>,
     /// Nodes.
@@ -135,56 +130,12 @@ pub struct Row {
     pub drops: BTreeMap<String, u64>,
 }
 
-/// Message counters summed over nodes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Totals {
-    /// Handed to `send_message`.
-    pub sent: u64,
-    /// Confirmed by end-to-end ACK.
-    pub acked: u64,
-    /// Failed after every retry.
-    pub failed: u64,
-    /// Retries.
-    pub retries: u64,
-    /// Received (deduplicated).
-    pub received: u64,
-    /// Duplicates suppressed.
-    pub duplicates: u64,
-    /// Received with content that did not check.
-    pub corrupt: u64,
-    /// Content bytes received.
-    pub bytes_received: u64,
-}
-
-impl Totals {
-    fn add(&mut self, s: &StatsLine) {
-        self.sent += s.sent;
-        self.acked += s.acked;
-        self.failed += s.failed;
-        self.retries += s.retries;
-        self.received += s.received;
-        self.duplicates += s.duplicates;
-        self.corrupt += s.corrupt;
-        self.bytes_received += s.bytes_received;
-    }
-
-    /// ACKed messages as a percentage of those sent (100 when none were sent).
-    #[expect(clippy::cast_precision_loss, reason = "message counts fit in f64")]
-    pub fn acked_pct(&self) -> f64 {
-        if self.sent == 0 {
-            100.0
-        } else {
-            self.acked as f64 * 100.0 / self.sent as f64
-        }
-    }
-}
-
 /// Keeps what rates and the summary need across ticks.
 #[derive(Debug)]
 pub struct Tracker {
     names: Names,
     last_t: f64,
-    last_totals: Totals,
+    last_totals: Counters,
     last_relays: Vec<Option<RelayMetrics>>,
     last_cpu: BTreeMap<String, f64>,
     peak_rss: BTreeMap<String, f64>,
@@ -209,7 +160,7 @@ impl Tracker {
             last_relays: vec![None; names.relays.len()],
             names,
             last_t: 0.0,
-            last_totals: Totals::default(),
+            last_totals: Counters::default(),
             last_cpu: BTreeMap::new(),
             peak_rss: BTreeMap::new(),
             ack_all: histogram(),
@@ -234,7 +185,7 @@ impl Tracker {
         let (mut ack, mut one_way) = (histogram(), histogram());
         let node_names = self.names.nodes.clone();
         for (name, n) in node_names.iter().zip(nodes) {
-            row.totals.add(&n.stats);
+            row.totals.add(&n.stats.counters);
             let _ = ack.add(&n.ack);
             let _ = one_way.add(&n.one_way);
             for (reason, v) in &n.stats.drops {
@@ -242,10 +193,7 @@ impl Tracker {
             }
             row.nodes.push(NodeRow {
                 proc: self.proc_row(name, n.usage, dt),
-                sent: n.stats.sent,
-                received: n.stats.received,
-                acked: n.stats.acked,
-                failed: n.stats.failed,
+                counters: n.stats.counters,
             });
         }
         let _ = self.ack_all.add(&ack);
@@ -416,7 +364,7 @@ pub struct Summary {
     /// Seconds of traffic.
     pub traffic_seconds: f64,
     /// Message counters.
-    pub totals: Totals,
+    pub totals: Counters,
     /// ACKed of sent, percent.
     pub acked_pct: f64,
     /// Received messages per second over the run.

@@ -21,7 +21,7 @@ use tokio::io::AsyncBufReadExt;
 
 use super::Args;
 use super::payload::{self, Checked};
-use super::stats::{MAX_SAMPLES, PeersLine, ReadyLine, StatsLine};
+use super::stats::{Counters, MAX_SAMPLES, PeersLine, ReadyLine, StatsLine};
 
 /// Sends not finished yet past which the sender skips its turn (the network is slower than
 /// the asked rate; counted as `backlog` drops rather than queued without bound).
@@ -253,15 +253,17 @@ fn print_stats(node: &NodeClient, local: &Local, started: Instant) {
     let line = StatsLine {
         event: "stats".into(),
         uptime_s: started.elapsed().as_secs_f64(),
-        sent: s.sent,
-        acked: s.acked,
-        failed: s.failed,
-        retries: s.retries,
-        received: s.received,
-        duplicates: s.duplicates,
-        corrupt: local.corrupt.load(Ordering::Relaxed),
-        bytes_sent: local.bytes_sent.load(Ordering::Relaxed),
-        bytes_received: local.bytes_received.load(Ordering::Relaxed),
+        counters: Counters {
+            sent: s.sent,
+            acked: s.acked,
+            failed: s.failed,
+            retries: s.retries,
+            received: s.received,
+            duplicates: s.duplicates,
+            corrupt: local.corrupt.load(Ordering::Relaxed),
+            bytes_sent: local.bytes_sent.load(Ordering::Relaxed),
+            bytes_received: local.bytes_received.load(Ordering::Relaxed),
+        },
         ack_us,
         one_way_us,
         drops: local

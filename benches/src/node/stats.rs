@@ -40,6 +40,23 @@ pub struct StatsLine {
     pub event: String,
     /// Seconds since the node started.
     pub uptime_s: f64,
+    /// The message counters, inline in the line (`"sent":10,"acked":9,...`).
+    #[serde(flatten)]
+    pub counters: Counters,
+    /// Send-to-ACK times (µs) since the previous line.
+    pub ack_us: Vec<u64>,
+    /// Send-to-receive times (µs, the sender's wall clock in the content) since the previous
+    /// line; all nodes run on one host, so one clock.
+    pub one_way_us: Vec<u64>,
+    /// Sends that failed, by reason.
+    pub drops: BTreeMap<String, u64>,
+}
+
+/// Message counters: one node's totals since it started (in its [`StatsLine`]), or their sum
+/// over nodes (`localnet`'s report). The one definition of what a node counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Counters {
     /// Messages handed to `send_message`.
     pub sent: u64,
     /// Messages the recipient's end-to-end ACK confirmed.
@@ -58,11 +75,73 @@ pub struct StatsLine {
     pub bytes_sent: u64,
     /// Content bytes received.
     pub bytes_received: u64,
-    /// Send-to-ACK times (µs) since the previous line.
-    pub ack_us: Vec<u64>,
-    /// Send-to-receive times (µs, the sender's wall clock in the content) since the previous
-    /// line; all nodes run on one host, so one clock.
-    pub one_way_us: Vec<u64>,
-    /// Sends that failed, by reason.
-    pub drops: BTreeMap<String, u64>,
+}
+
+impl Counters {
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &Self) {
+        self.sent += other.sent;
+        self.acked += other.acked;
+        self.failed += other.failed;
+        self.retries += other.retries;
+        self.received += other.received;
+        self.duplicates += other.duplicates;
+        self.corrupt += other.corrupt;
+        self.bytes_sent += other.bytes_sent;
+        self.bytes_received += other.bytes_received;
+    }
+
+    /// ACKed messages as a percentage of those sent (100 when none were sent).
+    #[expect(clippy::cast_precision_loss, reason = "message counts fit in f64")]
+    pub fn acked_pct(&self) -> f64 {
+        if self.sent == 0 {
+            100.0
+        } else {
+            self.acked as f64 * 100.0 / self.sent as f64
+        }
+    }
+}
+
+impl std::fmt::Display for Counters {
+    /// The counters as the live screen and the summary show them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "sent {}  acked {} ({:.1}%)  failed {}  retries {}  received {}  duplicates {}  \
+             corrupt {}",
+            self.sent,
+            self.acked,
+            self.acked_pct(),
+            self.failed,
+            self.retries,
+            self.received,
+            self.duplicates,
+            self.corrupt
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stats_line_keeps_its_counters_flat_on_the_wire() {
+        let line = StatsLine {
+            event: "stats".into(),
+            counters: Counters {
+                sent: 3,
+                bytes_received: 7,
+                ..Counters::default()
+            },
+            ..StatsLine::default()
+        };
+        let text = serde_json::to_string(&line).unwrap();
+        assert!(
+            text.contains(r#""sent":3"#) && text.contains(r#""bytes_received":7"#),
+            "{text}"
+        );
+        assert!(!text.contains("counters"), "{text}");
+        assert_eq!(serde_json::from_str::<StatsLine>(&text).unwrap(), line);
+    }
 }

@@ -29,17 +29,8 @@ impl DiscoveryClient {
         let mut accepted = 0;
         let mut last_error = String::from("no answer");
         for (url, _) in order {
-            let req = SeedRequest {
-                method: "POST",
-                path: "/address".into(),
-                body: text.clone().into_bytes(),
-                content_type: "text/plain",
-            };
-            match self
-                .transport
-                .call(&url, req, self.cfg.request_timeout)
-                .await
-            {
+            let req = SeedRequest::post("/address", text.clone().into_bytes(), "text/plain");
+            match self.ask(&url, req).await {
                 Ok(a) if a.status == 200 => accepted += 1,
                 Ok(a) => last_error = format!("{url}: status {} {}", a.status, reason(&a.body)),
                 Err(e) => last_error = format!("{url}: {e}"),
@@ -69,17 +60,9 @@ impl DiscoveryClient {
         let mut not_found = false;
         let mut last_error = String::from("no answer");
         for (url, _) in order {
-            let req = SeedRequest {
-                method: "GET",
-                path: format!("/address/{}", identity.to_hex()),
-                body: Vec::new(),
-                content_type: "application/json",
-            };
+            let req = SeedRequest::get(format!("/address/{}", identity.to_hex()));
             let started = Instant::now();
-            let result = self
-                .transport
-                .call(&url, req, self.cfg.request_timeout)
-                .await;
+            let result = self.ask(&url, req).await;
             let verdict = match result {
                 Ok(a) if a.status == 404 => {
                     not_found = true;

@@ -31,6 +31,28 @@ pub struct SeedRequest {
     pub content_type: &'static str,
 }
 
+impl SeedRequest {
+    /// A `GET` of `path` (no body).
+    pub fn get(path: impl Into<String>) -> Self {
+        Self {
+            method: "GET",
+            path: path.into(),
+            body: Vec::new(),
+            content_type: "application/json",
+        }
+    }
+
+    /// A `POST` of `body` (of type `content_type`) to `path`.
+    pub fn post(path: impl Into<String>, body: Vec<u8>, content_type: &'static str) -> Self {
+        Self {
+            method: "POST",
+            path: path.into(),
+            body,
+            content_type,
+        }
+    }
+}
+
 /// A seed's answer: the status and the raw body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeedAnswer {

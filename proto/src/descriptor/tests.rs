@@ -165,3 +165,20 @@ fn router_list_signature_pins_the_seed() {
     answer.insert("timestamp".into(), json!(2.5));
     assert!(verify_router_list(&answer, &seed.public()).is_err());
 }
+
+#[test]
+fn full_message_is_the_label_and_compact_json_of_every_field() {
+    let b = body();
+    // Pinned from the code before the reference fields were shared with `reference_message`.
+    let want = format!(
+        "{DESCRIPTOR_LABEL}{{\"capacity\":{{\"bandwidth_mbps\":100.0,\"max_connections\":100}},\
+         \"coordinates\":[40.7,-74.0],\"endpoints\":[\"192.0.2.10:8471\"],\
+         \"features\":[\"circuits\"],\"link_key\":\"{}\",\"onion_key\":\"{}\",\
+         \"published_at\":1706789100.0,\"region\":\"US\",\"regions\":[\"north-america\"],\
+         \"registered_at\":1706789012.345,\"router_id\":\"{}\"}}",
+        b.link_key.to_hex(),
+        b.onion_key.to_hex(),
+        b.router_id.to_hex()
+    );
+    assert_eq!(b.full_message().unwrap(), want);
+}

@@ -14,17 +14,10 @@ use ournet_proto::relay_msg::DeliveryStatus;
 
 use super::extend::ExtendReq;
 use super::{CircKey, Relay};
-use crate::cross::CrossMsg;
+use crate::cross::{CrossMsg, Delivery};
 use crate::directory::qos::PeerKind;
 use crate::directory::{CircLoc, Route};
 use crate::metrics::{self, DropKind};
-
-/// A message on its way to a home circuit.
-struct Delivery {
-    recipient: [u8; 32],
-    message_id: [u8; 16],
-    envelope: Vec<u8>,
-}
 
 impl Relay {
     /// Acts on everything circuit `key` produced, then sends what it originates.
@@ -112,20 +105,13 @@ impl Relay {
         }
         let msg = CrossMsg::Deliver {
             circ: loc.circ,
-            recipient: d.recipient,
-            message_id: d.message_id,
-            envelope: d.envelope,
+            delivery: d,
         };
         match self.ctx.postman.post(loc.worker, msg) {
             Ok(()) => DeliveryStatus::DELIVERED,
-            Err(CrossMsg::Deliver {
-                recipient,
-                message_id,
-                envelope,
-                ..
-            }) => {
+            Err(CrossMsg::Deliver { delivery: d, .. }) => {
                 self.metrics.count_drop(DropKind::MailboxFull);
-                self.queue_offline(now, recipient, message_id, envelope)
+                self.queue_offline(now, d.recipient, d.message_id, d.envelope)
             }
             Err(_) => DeliveryStatus::REFUSED,
         }
@@ -254,18 +240,8 @@ impl Relay {
     /// A delivery or ACK another worker handed over.
     pub(super) fn on_cross(&mut self, now: Instant, msg: CrossMsg) {
         match msg {
-            CrossMsg::Deliver {
-                circ,
-                recipient,
-                message_id,
-                envelope,
-            } => {
-                let d = Delivery {
-                    recipient,
-                    message_id,
-                    envelope,
-                };
-                let _status = self.deliver_local(now, circ, d);
+            CrossMsg::Deliver { circ, delivery } => {
+                let _status = self.deliver_local(now, circ, delivery);
             }
             CrossMsg::Ack {
                 circ,

@@ -34,17 +34,11 @@ fn relay(seed: u64, now: Instant) -> Relay {
 fn context(seed: u64, postman: Postman, workers: usize) -> Arc<RelayContext> {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let identity = IdentityKeypair::generate(&mut rng);
-    let link = ournet_proto::link::LinkIdentity::new(
-        IdentityKeypair::from_secret_bytes(&identity.secret_bytes()),
-        EncryptionKeypair::generate(&mut rng),
-    );
+    let link_key = EncryptionKeypair::generate(&mut rng);
+    let onion = EncryptionKeypair::generate(&mut rng);
     let config = Config::default();
     Arc::new(RelayContext {
-        keys: RelayKeys {
-            identity,
-            onion: EncryptionKeypair::generate(&mut rng),
-            link,
-        },
+        keys: RelayKeys::new(identity, onion, link_key),
         directory: Directory::new(&config),
         postman,
         metrics: (0..workers)
@@ -304,28 +298,24 @@ fn back_pressure_pauses_the_heaviest_client_link_never_a_relay_link_and_resumes(
     r.back_pressure.threshold_pct = 0.0;
     r.back_pressure.release_pct = 0.0;
     r.handle_timeout(now + Duration::from_secs(1));
-    let paused: Vec<Action> = actions(&mut r)
-        .into_iter()
-        .filter(|a| matches!(a, Action::PauseRead(_) | Action::ResumeRead(_)))
-        .collect();
-    assert_eq!(paused, vec![Action::PauseRead(heavy.conn)]);
+    assert_eq!(read_switches(&mut r), vec![Action::PauseRead(heavy.conn)]);
     assert_eq!(r.metrics.paused_links.load(Ordering::Relaxed), 1);
     // Still under pressure a sweep later: nothing new to pause, nothing resumed.
     r.handle_timeout(now + Duration::from_secs(2));
-    assert!(
-        !actions(&mut r)
-            .iter()
-            .any(|a| matches!(a, Action::PauseRead(_) | Action::ResumeRead(_)))
-    );
+    assert_eq!(read_switches(&mut r), vec![]);
     // Load falls under the release point: every paused link reads again.
     r.back_pressure.release_pct = 100.0;
     r.handle_timeout(now + Duration::from_secs(3));
-    let resumed: Vec<Action> = actions(&mut r)
+    assert_eq!(read_switches(&mut r), vec![Action::ResumeRead(heavy.conn)]);
+    assert_eq!(r.metrics.paused_links.load(Ordering::Relaxed), 0);
+}
+
+/// The read pauses and resumes among the actions `r` has queued (the rest are dropped).
+fn read_switches(r: &mut Relay) -> Vec<Action> {
+    actions(r)
         .into_iter()
         .filter(|a| matches!(a, Action::PauseRead(_) | Action::ResumeRead(_)))
-        .collect();
-    assert_eq!(resumed, vec![Action::ResumeRead(heavy.conn)]);
-    assert_eq!(r.metrics.paused_links.load(Ordering::Relaxed), 0);
+        .collect()
 }
 
 /// Opens a one-hop circuit `id` on the client link `conn` and completes its handshake.

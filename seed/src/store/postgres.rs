@@ -15,8 +15,8 @@ use serde_json::Value;
 use tokio_postgres::{Client, NoTls};
 
 use super::{
-    EventSummary, NewRegistration, PruneBefore, PutAddress, REG_COUNT_CAP, RegEvent,
-    RegisterOutcome, ReportEntry, ReportSummary, Store, StoreError, StoredAddress, Version,
+    EventSummary, NewRegistration, PruneBefore, PutAddress, RegEvent, RegisterOutcome, ReportEntry,
+    ReportSummary, Store, StoreError, StoredAddress, Version, reg_count_limit,
 };
 use crate::policy::RegStats;
 use crate::record::RouterRecord;
@@ -288,7 +288,7 @@ impl Store for PgStore {
         since: f64,
         cap: u64,
     ) -> Result<RegStats, StoreError> {
-        let cap = i64::try_from(cap.min(REG_COUNT_CAP)).unwrap_or(0);
+        let cap = reg_count_limit(cap);
         let row = self
             .client
             .query_one(

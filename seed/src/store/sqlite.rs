@@ -33,8 +33,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
 use super::{
-    EventSummary, NewRegistration, PruneBefore, PutAddress, REG_COUNT_CAP, RegEvent,
-    RegisterOutcome, ReportEntry, ReportSummary, Store, StoreError, StoredAddress, Version,
+    EventSummary, NewRegistration, PruneBefore, PutAddress, RegEvent, RegisterOutcome, ReportEntry,
+    ReportSummary, Store, StoreError, StoredAddress, Version, reg_count_limit,
 };
 use crate::policy::RegStats;
 use crate::record::RouterRecord;
@@ -402,7 +402,7 @@ impl Store for SqliteStore {
         since: f64,
         cap: u64,
     ) -> Result<RegStats, StoreError> {
-        let cap = i64::try_from(cap.min(REG_COUNT_CAP)).unwrap_or(0);
+        let cap = reg_count_limit(cap);
         let c = self.db()?;
         let (ip_events, last, subnet_events, total): (u64, Option<f64>, u64, Option<u64>) =
             query_row(

@@ -41,6 +41,15 @@ pub(crate) fn test_config() -> SeedConfig {
     }
 }
 
+/// [`test_config`] with the registration rate limit off, for tests that register many
+/// routers from neighbouring addresses.
+pub(crate) fn unlimited_config() -> SeedConfig {
+    SeedConfig {
+        rate_limit_enabled: false,
+        ..test_config()
+    }
+}
+
 pub(crate) async fn harness_with(cfg: SeedConfig, asns: AsnTable) -> H {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
     let clock = Arc::new(ManualClock::new(T0));

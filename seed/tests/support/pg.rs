@@ -37,20 +37,24 @@ fn is_root() -> bool {
 
 fn run_as_pg(bin: &Path, tool: &str, args: &[&str]) {
     let exe = bin.join(tool);
-    let status = if is_root() {
-        Command::new("runuser")
-            .arg("-u")
-            .arg("postgres")
-            .arg("--")
-            .arg(&exe)
-            .args(args)
-            .stdout(Stdio::null())
-            .status()
-    } else {
-        Command::new(&exe).args(args).stdout(Stdio::null()).status()
-    }
-    .unwrap_or_else(|e| panic!("running {}: {e}", exe.display()));
+    let status = as_pg(&exe)
+        .args(args)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("running {}: {e}", exe.display()));
     assert!(status.success(), "{tool} {args:?} failed");
+}
+
+/// A command running `exe` as the `postgres` user when we are root (PostgreSQL refuses to
+/// run as root), else as ourselves.
+fn as_pg(exe: &Path) -> Command {
+    if is_root() {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", "postgres", "--"]).arg(exe);
+        cmd
+    } else {
+        Command::new(exe)
+    }
 }
 
 fn free_port() -> u16 {
@@ -137,17 +141,7 @@ impl Drop for PgCluster {
         let d = data.to_str().unwrap_or_default().to_owned();
         let exe = self.bin.join("pg_ctl");
         let args = ["-D", d.as_str(), "-m", "immediate", "-w", "stop"];
-        let _ = if is_root() {
-            Command::new("runuser")
-                .arg("-u")
-                .arg("postgres")
-                .arg("--")
-                .arg(&exe)
-                .args(args)
-                .status()
-        } else {
-            Command::new(&exe).args(args).status()
-        };
+        let _ = as_pg(&exe).args(args).status();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

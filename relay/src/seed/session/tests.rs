@@ -13,7 +13,6 @@ use axum::routing::{get, post};
 use ournet_proto::canonical_json;
 use ournet_proto::descriptor::SignedDescriptor;
 use ournet_proto::keys::{EncryptionKeypair, IdentityKeypair, IdentityPublicKey, Signature};
-use ournet_proto::link::LinkIdentity;
 use ournet_proto::pow;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -105,20 +104,14 @@ async fn heartbeat(State(s): State<Shared>, Json(body): Json<Value>) -> (StatusC
 fn context() -> Arc<RelayContext> {
     let mut rng = ChaCha20Rng::seed_from_u64(5);
     let identity = IdentityKeypair::generate(&mut rng);
-    let link = LinkIdentity::new(
-        IdentityKeypair::from_secret_bytes(&identity.secret_bytes()),
-        EncryptionKeypair::generate(&mut rng),
-    );
+    let link_key = EncryptionKeypair::generate(&mut rng);
+    let onion = EncryptionKeypair::generate(&mut rng);
     let config = Config::default();
     let metrics: Vec<_> = (0..2).map(|_| Arc::new(WorkerMetrics::default())).collect();
     // One worker of two runs: uptime is measured as half.
     crate::metrics::set(&metrics[0].alive, 1);
     Arc::new(RelayContext {
-        keys: RelayKeys {
-            identity,
-            onion: EncryptionKeypair::generate(&mut rng),
-            link,
-        },
+        keys: RelayKeys::new(identity, onion, link_key),
         directory: Directory::new(&config),
         postman: Postman::new(Vec::new()),
         metrics,
