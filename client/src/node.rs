@@ -1,13 +1,15 @@
 //! [`NodeClient`]: a node of the network, with home relays that deliver to it, a send path
 //! with end-to-end ACKs and bounded retries, and a receive queue with exactly-once delivery.
 //!
-//! Tasks: one maintenance task keeps `target_connections` homes (spec §5.11-§5.13), one task
-//! per home watches its circuit (messages in, PING round trips, death), one task per message
-//! in flight builds circuits and retries, and one task sends cover cells when enabled. They
-//! share [`Inner`]; [`NodeClient`] is a cheap clone of it.
+//! Tasks: one maintenance task keeps `target_connections` homes and rotates them (spec
+//! §5.11-§5.13), one task per home watches its circuit (messages in, PING round trips, death),
+//! one task per rotated-out home ends its drain, one task per message in flight builds
+//! circuits and retries, and one task sends cover cells when enabled. They share [`Inner`];
+//! [`NodeClient`] is a cheap clone of it. [`NodeClient::stop`] ends them all.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -18,7 +20,7 @@ use ournet_proto::privacy::{CoverTrafficConfig, PrivacyLevel, TrafficAnalysisMit
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::config::{Diversity, NodeConfig, SendOptions, Timeouts};
+use crate::config::{Diversity, NodeConfig, Rotation, SendOptions, Timeouts};
 use crate::directory::{RelayDirectory, RelayInfo};
 use crate::error::ClientError;
 use crate::link::{self, LinkHandle};
@@ -29,7 +31,9 @@ mod batch;
 mod home;
 mod pool;
 mod recv;
+mod rotation;
 mod send;
+mod shutdown;
 mod store;
 
 use store::Store;
@@ -144,6 +148,8 @@ pub fn create_node_client(config: NodeConfig) -> Result<NodeClient, ClientError>
             diversity: config.diversity,
             cover: config.cover,
             timeouts: config.timeouts,
+            maintenance: config.maintenance_interval,
+            rotation: config.rotation,
             max_retries: config.max_retries,
             address_ttl: config.address_ttl,
             max_pending: config.max_pending,
@@ -153,6 +159,8 @@ pub fn create_node_client(config: NodeConfig) -> Result<NodeClient, ClientError>
         links: tokio::sync::Mutex::new(HashMap::new()),
         pool: Mutex::new(HashMap::new()),
         homes: Mutex::new(Vec::new()),
+        draining: Mutex::new(Vec::new()),
+        failover_pending: AtomicBool::new(false),
         cooldown: Mutex::new(HashMap::new()),
         address: Mutex::new(None),
         outcomes: Mutex::new(Outcomes::default()),
@@ -200,31 +208,12 @@ impl NodeClient {
         Ok(())
     }
 
-    /// Stops every task, closes the home circuits and links, and saves the state. Sends in
-    /// flight stay in the state file and resume at the next start.
+    /// Stops every task, destroys every circuit (homes, draining homes, send circuits,
+    /// including those of interrupted sends) and closes every link, then saves the state.
+    /// Returns once all of that is done. Sends in flight stay in the state file and resume
+    /// at the next start.
     pub async fn stop(&self) {
-        let inner = &self.inner;
-        inner.shutdown.send_replace(true);
-        let tasks: Vec<JoinHandle<()>> = inner.lock_tasks().drain(..).collect();
-        for t in &tasks {
-            t.abort();
-        }
-        for t in tasks {
-            let _ = t.await;
-        }
-        let homes: Vec<home::Home> = inner.lock_homes().drain(..).collect();
-        for h in homes {
-            h.circ.close().await;
-        }
-        inner
-            .counters
-            .homes
-            .store(0, std::sync::atomic::Ordering::Relaxed);
-        pool::clear(inner);
-        inner.links.lock().await.clear();
-        if let Err(e) = inner.store.flush().await {
-            tracing::warn!("saving state at stop: {e}");
-        }
+        shutdown::stop(&self.inner).await;
     }
 
     /// The node's identity key.
@@ -348,6 +337,8 @@ struct Settings {
     diversity: Diversity,
     cover: CoverTrafficConfig,
     timeouts: Timeouts,
+    maintenance: Duration,
+    rotation: Rotation,
     max_retries: u32,
     address_ttl: Duration,
     max_pending: usize,
@@ -372,6 +363,10 @@ struct Inner {
     links: tokio::sync::Mutex<HashMap<[u8; 32], LinkHandle>>,
     pool: Mutex<HashMap<[u8; 32], pool::SendCircuit>>,
     homes: Mutex<Vec<home::Home>>,
+    /// Rotated-out homes still delivering until their drain ends (not in the address).
+    draining: Mutex<Vec<home::Home>>,
+    /// A home was lost and the maintenance task has not replaced it yet: no rotation now.
+    failover_pending: AtomicBool,
     cooldown: Mutex<HashMap<String, Instant>>,
     address: Mutex<Option<NodeAddress>>,
     outcomes: Mutex<Outcomes>,
@@ -405,7 +400,18 @@ impl Inner {
         if !self.is_running() {
             return Err(ClientError::NotRunning);
         }
-        self.links.lock().await.insert(key, handle.clone());
+        let mut links = self.links.lock().await;
+        if let Some(l) = links.get(&key)
+            && !l.is_closed()
+        {
+            // Another connect won the race: keep one link per relay, so that every link is
+            // in the map for `stop` and a rotated-out home's link can be told apart.
+            let winner = l.clone();
+            drop(links);
+            handle.close().await;
+            return Ok(winner);
+        }
+        links.insert(key, handle.clone());
         Ok(handle)
     }
 
@@ -437,6 +443,10 @@ impl Inner {
 
     fn lock_homes(&self) -> std::sync::MutexGuard<'_, Vec<home::Home>> {
         self.homes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_draining(&self) -> std::sync::MutexGuard<'_, Vec<home::Home>> {
+        self.draining.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn lock_outcomes(&self) -> std::sync::MutexGuard<'_, Outcomes> {
@@ -471,7 +481,26 @@ impl Inner {
         })
     }
 
-    /// Re-signs the node's address over the current homes.
+    /// Re-signs the address over the current homes and publishes it through the directory,
+    /// where senders look it up. A failed publish is only logged: the address still works
+    /// for whoever has it, and the next change publishes again.
+    async fn readdress(&self) {
+        self.resign_address();
+        let addr = self
+            .address
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(addr) = addr
+            && let Err(e) = self.directory.publish(&addr).await
+        {
+            tracing::warn!("publishing the node address: {e}");
+        }
+    }
+
+    /// Re-signs the node's address over the current homes. Each new address is issued
+    /// strictly later than the last (seeds keep the newest `issued_at`), even for two
+    /// changes within a second.
     fn resign_address(&self) {
         let homes: Vec<PathHop> = self
             .lock_homes()
@@ -482,8 +511,19 @@ impl Inner {
         if homes.is_empty() {
             return;
         }
-        let now = unix_now();
-        let expires = now.saturating_add(self.settings.address_ttl.as_secs().max(1));
+        let clock = unix_now();
+        let last = self
+            .address
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map_or(0, |a| a.issued_at);
+        // Never more than a minute ahead of the clock: verifiers tolerate five.
+        let now = clock.max(last.saturating_add(1).min(clock.saturating_add(60)));
+        // Validity counts from the clock, so a bumped issue time never lengthens it.
+        let expires = clock
+            .saturating_add(self.settings.address_ttl.as_secs().max(1))
+            .max(now.saturating_add(1));
         match NodeAddress::sign(
             &self.identity,
             self.encryption.public(),
