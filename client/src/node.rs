@@ -121,8 +121,9 @@ pub struct NodeClient {
 /// connected until [`NodeClient::start`].
 ///
 /// # Errors
-/// [`ClientError::Config`] for out-of-range counts; [`ClientError::State`] for a state file
-/// that cannot be read, is another node's, or is corrupt.
+/// [`ClientError::Config`] for out-of-range counts or a zero maintenance interval;
+/// [`ClientError::State`] for a state file that cannot be read, is another node's, or is
+/// corrupt.
 pub fn create_node_client(config: NodeConfig) -> Result<NodeClient, ClientError> {
     if config.target_connections == 0
         || config.target_connections > ournet_proto::address::MAX_HOMES
@@ -131,6 +132,9 @@ pub fn create_node_client(config: NodeConfig) -> Result<NodeClient, ClientError>
         return Err(ClientError::Config(
             "need 1 <= min_connections <= target_connections <= MAX_HOMES",
         ));
+    }
+    if config.maintenance_interval.is_zero() {
+        return Err(ClientError::Config("maintenance_interval must not be zero"));
     }
     let store = Store::open(config.state_path.clone(), &config.identity)?;
     let privacy = config.privacy_config.clone().unwrap_or_else(|| {
@@ -485,23 +489,19 @@ impl Inner {
     /// where senders look it up. A failed publish is only logged: the address still works
     /// for whoever has it, and the next change publishes again.
     async fn readdress(&self) {
-        self.resign_address();
-        let addr = self
-            .address
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if let Some(addr) = addr
-            && let Err(e) = self.directory.publish(&addr).await
-        {
+        let Some(addr) = self.resign_address() else {
+            return;
+        };
+        if let Err(e) = self.directory.publish(&addr).await {
             tracing::warn!("publishing the node address: {e}");
         }
     }
 
-    /// Re-signs the node's address over the current homes. Each new address is issued
+    /// Re-signs the node's address over the current homes and returns it (`None` with no
+    /// home, or if signing failed: the last address stays). Each new address is issued
     /// strictly later than the last (seeds keep the newest `issued_at`), even for two
     /// changes within a second.
-    fn resign_address(&self) {
+    fn resign_address(&self) -> Option<NodeAddress> {
         let homes: Vec<PathHop> = self
             .lock_homes()
             .iter()
@@ -509,7 +509,7 @@ impl Inner {
             .map(|h| h.relay.hop.clone())
             .collect();
         if homes.is_empty() {
-            return;
+            return None;
         }
         let clock = unix_now();
         let last = self
@@ -531,8 +531,14 @@ impl Inner {
             now,
             expires,
         ) {
-            Ok(a) => *self.address.lock().unwrap_or_else(|p| p.into_inner()) = Some(a),
-            Err(e) => tracing::warn!("signing the node address: {e}"),
+            Ok(a) => {
+                *self.address.lock().unwrap_or_else(|p| p.into_inner()) = Some(a.clone());
+                Some(a)
+            }
+            Err(e) => {
+                tracing::warn!("signing the node address: {e}");
+                None
+            }
         }
     }
 }

@@ -76,7 +76,10 @@ impl Seedlike {
     }
 
     fn unlist(&self, router_id: &str) {
-        self.relays.lock().unwrap().retain(|r| r.router_id != router_id);
+        self.relays
+            .lock()
+            .unwrap()
+            .retain(|r| r.router_id != router_id);
     }
 }
 
@@ -299,7 +302,10 @@ async fn homes_rotate_make_before_break_and_both_addresses_keep_working() {
 
     // After the grace the old home's circuit and link are closed; the node keeps two homes.
     until("the drain to end", || bob.get_stats().draining_homes == 0).await;
-    until("the old home's link to close", || links_to(gone[0].addr) == 0).await;
+    until("the old home's link to close", || {
+        links_to(gone[0].addr) == 0
+    })
+    .await;
     until("the old relay to forget the home", || {
         gone_relay.metric("ournet_homes") == 0
     })
@@ -322,7 +328,10 @@ async fn the_first_maintenance_ticks_rotate_nothing() {
     c.maintenance_interval = Duration::from_millis(50);
     let node = started(c).await;
     let homes = node.homes();
-    until("maintenance ticks", || node.get_stats().maintenance_runs >= 5).await;
+    until("maintenance ticks", || {
+        node.get_stats().maintenance_runs >= 5
+    })
+    .await;
     let s = node.get_stats();
     assert_eq!((s.rotations, s.draining_homes), (0, 0));
     assert_eq!(node.homes(), homes);

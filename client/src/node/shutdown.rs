@@ -23,6 +23,7 @@ pub(super) async fn stop(inner: &Arc<Inner>) {
     end_tasks(inner).await;
     inner.lock_homes().clear();
     inner.lock_draining().clear();
+    inner.failover_pending.store(false, Ordering::SeqCst);
     inner.counters.homes.store(0, Ordering::Relaxed);
     inner.counters.draining_homes.store(0, Ordering::Relaxed);
     pool::clear(inner);
