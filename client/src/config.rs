@@ -56,6 +56,42 @@ impl Default for Timeouts {
     }
 }
 
+/// Replacing healthy homes on a schedule (spec §5.11), so no relay stays a node's home long
+/// enough to profile it.
+///
+/// Unlike the reference, the clock starts when the node starts (W37: its first maintenance
+/// tick rotated at once), and a rotation is make-before-break: the new home is authenticated
+/// and the re-signed address published before the old home starts draining, and the old home
+/// keeps delivering for [`Rotation::drain_grace`] before its circuit and link close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Rotation {
+    /// Whether homes are rotated at all (failover replaces dead homes either way).
+    pub enabled: bool,
+    /// The oldest home is rotated once the last rotation (or the start) is this old (spec
+    /// `rotation_interval`, 3600 s).
+    pub interval: Duration,
+    /// A home this old is rotated whatever the interval says (spec `rotation_max_age`, 7200 s).
+    pub max_age: Duration,
+    /// How long a rotated-out home keeps its circuit: senders holding the old address still
+    /// reach the node through it, and the relay delivers what it queued for the node. Then
+    /// its circuit closes, and its link too unless a send circuit still uses it.
+    pub drain_grace: Duration,
+}
+
+impl Default for Rotation {
+    /// The reference's schedule, with a ten-minute drain (as long as a sender waits for the
+    /// ACK of a queued message by default, [`Timeouts::queued_ack`]).
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval: Duration::from_secs(3600),
+            max_age: Duration::from_secs(7200),
+            drain_grace: Duration::from_secs(600),
+        }
+    }
+}
+
 /// Everything [`crate::create_node_client`] needs.
 #[derive(Debug)]
 pub struct NodeConfig {
@@ -82,6 +118,12 @@ pub struct NodeConfig {
     pub state_path: Option<PathBuf>,
     /// Timeouts.
     pub timeouts: Timeouts,
+    /// How often the maintenance task checks the homes: tops them up to the target and
+    /// rotates one when due (spec: every 60 s). A lost home is replaced at once, not at the
+    /// next check.
+    pub maintenance_interval: Duration,
+    /// Home rotation.
+    pub rotation: Rotation,
     /// Attempts after the first before a send fails (W5: bounded).
     pub max_retries: u32,
     /// How long the node's signed address stays valid.
@@ -95,7 +137,8 @@ pub struct NodeConfig {
 
 impl NodeConfig {
     /// A config with the reference defaults: 5 homes, at least 2, LOW privacy, strict
-    /// diversity, no state file, 3 retries, 4096 sends in flight.
+    /// diversity, no state file, 3 retries, 4096 sends in flight, maintenance every minute
+    /// and the reference's rotation schedule.
     pub fn new(
         identity: IdentityKeypair,
         encryption: EncryptionKeypair,
@@ -113,6 +156,8 @@ impl NodeConfig {
             cover: CoverTrafficConfig::DEFAULT,
             state_path: None,
             timeouts: Timeouts::default(),
+            maintenance_interval: Duration::from_secs(60),
+            rotation: Rotation::default(),
             max_retries: 3,
             address_ttl: Duration::from_secs(24 * 3600),
             receive_queue: 1024,

@@ -6,6 +6,7 @@
 //! seed.
 
 use async_trait::async_trait;
+use ournet_proto::address::NodeAddress;
 use ournet_proto::circuit::PathHop;
 
 /// A relay as a client needs it: how to reach it and what to judge diversity by.
@@ -59,6 +60,17 @@ pub trait RelayDirectory: Send + Sync + std::fmt::Debug + 'static {
         count: usize,
         prefs: &Preferences,
     ) -> Result<Vec<RelayInfo>, DirectoryError>;
+
+    /// Publishes a node's newly signed address where senders look addresses up; a node calls
+    /// it whenever its homes change (start, failover, rotation). The default does nothing: a
+    /// fixed list has nowhere to publish, and the app shares the address itself.
+    ///
+    /// # Errors
+    /// [`DirectoryError::Unavailable`] when nowhere took it.
+    async fn publish(&self, address: &NodeAddress) -> Result<(), DirectoryError> {
+        let _ = address;
+        Ok(())
+    }
 }
 
 /// A fixed list of relays.

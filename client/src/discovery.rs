@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use ournet_proto::address::AddressError;
+use ournet_proto::address::{AddressError, NodeAddress};
 use ournet_proto::keys::IdentityPublicKey;
 use ournet_proto::revocation::RevocationRules;
 use serde_json::{Value, json};
@@ -511,6 +511,13 @@ impl RelayDirectory for DiscoveryClient {
                 DiscoveryError::TooFew { got, wanted } => DirectoryError::TooFew { got, wanted },
                 other => DirectoryError::Unavailable(other.to_string()),
             })
+    }
+
+    async fn publish(&self, address: &NodeAddress) -> Result<(), DirectoryError> {
+        self.publish_address(address)
+            .await
+            .map(|_| ())
+            .map_err(|e| DirectoryError::Unavailable(e.to_string()))
     }
 }
 

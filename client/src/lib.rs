@@ -62,7 +62,7 @@ mod rng;
 pub mod state;
 pub mod stats;
 
-pub use config::{Diversity, NodeConfig, SendOptions, Timeouts};
+pub use config::{Diversity, NodeConfig, Rotation, SendOptions, Timeouts};
 pub use error::ClientError;
 pub use node::{
     HomeStatus, MessageId, NodeClient, ReceivedMessage, SendOutcome, create_node_client,

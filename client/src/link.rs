@@ -83,6 +83,10 @@ pub(crate) enum LinkCmd {
     Circ(CircId, CircOp),
     /// Change how cells are paced on the wire (privacy level).
     SetPacing(Pacing),
+    /// Destroy every circuit (DESTROY cells flushed to the relay), then close the link.
+    Close,
+    /// As `Close`, but only if no circuit is open (else nothing happens).
+    CloseIfIdle,
 }
 
 /// The handle to a running link.
@@ -127,6 +131,20 @@ impl LinkHandle {
         }
     }
 
+    /// Destroys every circuit on the link, flushes the DESTROY cells, closes the socket and
+    /// returns once the driver has ended. Returns at once for a link already closed.
+    pub(crate) async fn close(&self) {
+        if self.send(LinkCmd::Close).await.is_ok() {
+            self.cmd.closed().await;
+        }
+    }
+
+    /// Closes the link if it carries no circuit, without waiting. The driver decides, in
+    /// command order: a circuit opened by a command queued before this one keeps it open.
+    pub(crate) async fn close_if_idle(&self) {
+        let _ = self.send(LinkCmd::CloseIfIdle).await;
+    }
+
     /// Changes the pacing of this link.
     pub(crate) async fn set_pacing(&self, pacing: Pacing) -> Result<(), ClientError> {
         self.send(LinkCmd::SetPacing(pacing)).await
@@ -157,6 +175,11 @@ impl CircuitHandle {
     /// Destroys the circuit (best effort: a closed link has destroyed it already).
     pub(crate) async fn close(&self) {
         let _ = self.op(CircOp::Close).await;
+    }
+
+    /// The link the circuit runs on.
+    pub(crate) fn link(&self) -> &LinkHandle {
+        &self.link
     }
 }
 

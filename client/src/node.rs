@@ -1,13 +1,15 @@
 //! [`NodeClient`]: a node of the network, with home relays that deliver to it, a send path
 //! with end-to-end ACKs and bounded retries, and a receive queue with exactly-once delivery.
 //!
-//! Tasks: one maintenance task keeps `target_connections` homes (spec §5.11-§5.13), one task
-//! per home watches its circuit (messages in, PING round trips, death), one task per message
-//! in flight builds circuits and retries, and one task sends cover cells when enabled. They
-//! share [`Inner`]; [`NodeClient`] is a cheap clone of it.
+//! Tasks: one maintenance task keeps `target_connections` homes and rotates them (spec
+//! §5.11-§5.13), one task per home watches its circuit (messages in, PING round trips, death),
+//! one task per rotated-out home ends its drain, one task per message in flight builds
+//! circuits and retries, and one task sends cover cells when enabled. They share [`Inner`];
+//! [`NodeClient`] is a cheap clone of it. [`NodeClient::stop`] ends them all.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -18,7 +20,7 @@ use ournet_proto::privacy::{CoverTrafficConfig, PrivacyLevel, TrafficAnalysisMit
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::config::{Diversity, NodeConfig, SendOptions, Timeouts};
+use crate::config::{Diversity, NodeConfig, Rotation, SendOptions, Timeouts};
 use crate::directory::{RelayDirectory, RelayInfo};
 use crate::error::ClientError;
 use crate::link::{self, LinkHandle};
@@ -29,7 +31,9 @@ mod batch;
 mod home;
 mod pool;
 mod recv;
+mod rotation;
 mod send;
+mod shutdown;
 mod store;
 
 use store::Store;
@@ -117,8 +121,9 @@ pub struct NodeClient {
 /// connected until [`NodeClient::start`].
 ///
 /// # Errors
-/// [`ClientError::Config`] for out-of-range counts; [`ClientError::State`] for a state file
-/// that cannot be read, is another node's, or is corrupt.
+/// [`ClientError::Config`] for out-of-range counts or a zero maintenance interval;
+/// [`ClientError::State`] for a state file that cannot be read, is another node's, or is
+/// corrupt.
 pub fn create_node_client(config: NodeConfig) -> Result<NodeClient, ClientError> {
     if config.target_connections == 0
         || config.target_connections > ournet_proto::address::MAX_HOMES
@@ -127,6 +132,9 @@ pub fn create_node_client(config: NodeConfig) -> Result<NodeClient, ClientError>
         return Err(ClientError::Config(
             "need 1 <= min_connections <= target_connections <= MAX_HOMES",
         ));
+    }
+    if config.maintenance_interval.is_zero() {
+        return Err(ClientError::Config("maintenance_interval must not be zero"));
     }
     let store = Store::open(config.state_path.clone(), &config.identity)?;
     let privacy = config.privacy_config.clone().unwrap_or_else(|| {
@@ -144,6 +152,8 @@ pub fn create_node_client(config: NodeConfig) -> Result<NodeClient, ClientError>
             diversity: config.diversity,
             cover: config.cover,
             timeouts: config.timeouts,
+            maintenance: config.maintenance_interval,
+            rotation: config.rotation,
             max_retries: config.max_retries,
             address_ttl: config.address_ttl,
             max_pending: config.max_pending,
@@ -153,6 +163,8 @@ pub fn create_node_client(config: NodeConfig) -> Result<NodeClient, ClientError>
         links: tokio::sync::Mutex::new(HashMap::new()),
         pool: Mutex::new(HashMap::new()),
         homes: Mutex::new(Vec::new()),
+        draining: Mutex::new(Vec::new()),
+        failover_pending: AtomicBool::new(false),
         cooldown: Mutex::new(HashMap::new()),
         address: Mutex::new(None),
         outcomes: Mutex::new(Outcomes::default()),
@@ -200,31 +212,12 @@ impl NodeClient {
         Ok(())
     }
 
-    /// Stops every task, closes the home circuits and links, and saves the state. Sends in
-    /// flight stay in the state file and resume at the next start.
+    /// Stops every task, destroys every circuit (homes, draining homes, send circuits,
+    /// including those of interrupted sends) and closes every link, then saves the state.
+    /// Returns once all of that is done. Sends in flight stay in the state file and resume
+    /// at the next start.
     pub async fn stop(&self) {
-        let inner = &self.inner;
-        inner.shutdown.send_replace(true);
-        let tasks: Vec<JoinHandle<()>> = inner.lock_tasks().drain(..).collect();
-        for t in &tasks {
-            t.abort();
-        }
-        for t in tasks {
-            let _ = t.await;
-        }
-        let homes: Vec<home::Home> = inner.lock_homes().drain(..).collect();
-        for h in homes {
-            h.circ.close().await;
-        }
-        inner
-            .counters
-            .homes
-            .store(0, std::sync::atomic::Ordering::Relaxed);
-        pool::clear(inner);
-        inner.links.lock().await.clear();
-        if let Err(e) = inner.store.flush().await {
-            tracing::warn!("saving state at stop: {e}");
-        }
+        shutdown::stop(&self.inner).await;
     }
 
     /// The node's identity key.
@@ -348,6 +341,8 @@ struct Settings {
     diversity: Diversity,
     cover: CoverTrafficConfig,
     timeouts: Timeouts,
+    maintenance: Duration,
+    rotation: Rotation,
     max_retries: u32,
     address_ttl: Duration,
     max_pending: usize,
@@ -372,6 +367,10 @@ struct Inner {
     links: tokio::sync::Mutex<HashMap<[u8; 32], LinkHandle>>,
     pool: Mutex<HashMap<[u8; 32], pool::SendCircuit>>,
     homes: Mutex<Vec<home::Home>>,
+    /// Rotated-out homes still delivering until their drain ends (not in the address).
+    draining: Mutex<Vec<home::Home>>,
+    /// A home was lost and the maintenance task has not replaced it yet: no rotation now.
+    failover_pending: AtomicBool,
     cooldown: Mutex<HashMap<String, Instant>>,
     address: Mutex<Option<NodeAddress>>,
     outcomes: Mutex<Outcomes>,
@@ -405,7 +404,18 @@ impl Inner {
         if !self.is_running() {
             return Err(ClientError::NotRunning);
         }
-        self.links.lock().await.insert(key, handle.clone());
+        let mut links = self.links.lock().await;
+        if let Some(l) = links.get(&key)
+            && !l.is_closed()
+        {
+            // Another connect won the race: keep one link per relay, so that every link is
+            // in the map for `stop` and a rotated-out home's link can be told apart.
+            let winner = l.clone();
+            drop(links);
+            handle.close().await;
+            return Ok(winner);
+        }
+        links.insert(key, handle.clone());
         Ok(handle)
     }
 
@@ -437,6 +447,10 @@ impl Inner {
 
     fn lock_homes(&self) -> std::sync::MutexGuard<'_, Vec<home::Home>> {
         self.homes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_draining(&self) -> std::sync::MutexGuard<'_, Vec<home::Home>> {
+        self.draining.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn lock_outcomes(&self) -> std::sync::MutexGuard<'_, Outcomes> {
@@ -471,8 +485,23 @@ impl Inner {
         })
     }
 
-    /// Re-signs the node's address over the current homes.
-    fn resign_address(&self) {
+    /// Re-signs the address over the current homes and publishes it through the directory,
+    /// where senders look it up. A failed publish is only logged: the address still works
+    /// for whoever has it, and the next change publishes again.
+    async fn readdress(&self) {
+        let Some(addr) = self.resign_address() else {
+            return;
+        };
+        if let Err(e) = self.directory.publish(&addr).await {
+            tracing::warn!("publishing the node address: {e}");
+        }
+    }
+
+    /// Re-signs the node's address over the current homes and returns it (`None` with no
+    /// home, or if signing failed: the last address stays). Each new address is issued
+    /// strictly later than the last (seeds keep the newest `issued_at`), even for two
+    /// changes within a second.
+    fn resign_address(&self) -> Option<NodeAddress> {
         let homes: Vec<PathHop> = self
             .lock_homes()
             .iter()
@@ -480,10 +509,21 @@ impl Inner {
             .map(|h| h.relay.hop.clone())
             .collect();
         if homes.is_empty() {
-            return;
+            return None;
         }
-        let now = unix_now();
-        let expires = now.saturating_add(self.settings.address_ttl.as_secs().max(1));
+        let clock = unix_now();
+        let last = self
+            .address
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map_or(0, |a| a.issued_at);
+        // Never more than a minute ahead of the clock: verifiers tolerate five.
+        let now = clock.max(last.saturating_add(1).min(clock.saturating_add(60)));
+        // Validity counts from the clock, so a bumped issue time never lengthens it.
+        let expires = clock
+            .saturating_add(self.settings.address_ttl.as_secs().max(1))
+            .max(now.saturating_add(1));
         match NodeAddress::sign(
             &self.identity,
             self.encryption.public(),
@@ -491,8 +531,14 @@ impl Inner {
             now,
             expires,
         ) {
-            Ok(a) => *self.address.lock().unwrap_or_else(|p| p.into_inner()) = Some(a),
-            Err(e) => tracing::warn!("signing the node address: {e}"),
+            Ok(a) => {
+                *self.address.lock().unwrap_or_else(|p| p.into_inner()) = Some(a.clone());
+                Some(a)
+            }
+            Err(e) => {
+                tracing::warn!("signing the node address: {e}");
+                None
+            }
         }
     }
 }

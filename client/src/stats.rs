@@ -35,6 +35,12 @@ pub struct NodeStats {
     pub homes: u64,
     /// Home failovers (a home replaced after it died).
     pub failovers: u64,
+    /// Home rotations (a healthy home replaced on schedule, make-before-break).
+    pub rotations: u64,
+    /// Rotated-out homes still draining (their circuit open for senders of the old address).
+    pub draining_homes: u64,
+    /// Maintenance checks run since the node was made.
+    pub maintenance_runs: u64,
     /// Relays a send's circuit build found unreachable, from the node (first hop) or from
     /// the hop before them (each then cools down for path selection).
     pub unreachable_hops: u64,
@@ -56,6 +62,9 @@ pub(crate) struct Counters {
     pub(crate) rejected: AtomicU64,
     pub(crate) homes: AtomicU64,
     pub(crate) failovers: AtomicU64,
+    pub(crate) rotations: AtomicU64,
+    pub(crate) draining_homes: AtomicU64,
+    pub(crate) maintenance_runs: AtomicU64,
     pub(crate) unreachable_hops: AtomicU64,
     pub(crate) cover_cells: AtomicU64,
     latencies: Mutex<VecDeque<Duration>>,
@@ -97,6 +106,9 @@ impl Counters {
             rejected: r(&self.rejected),
             homes: r(&self.homes),
             failovers: r(&self.failovers),
+            rotations: r(&self.rotations),
+            draining_homes: r(&self.draining_homes),
+            maintenance_runs: r(&self.maintenance_runs),
             unreachable_hops: r(&self.unreachable_hops),
             cover_cells: r(&self.cover_cells),
         }

@@ -2,12 +2,15 @@
 //! The discovery client against a real `ournet-seed` process and three real relays that
 //! register with it (PoW, signed descriptors, link-handshake probes): `discover_routers(3)`
 //! returns three verified relays, a circuit is built through them, and a node publishes then
-//! looks up its signed address. A pinned seed that is down comes first and is skipped.
+//! looks up its signed address. A pinned seed that is down comes first and is skipped. A
+//! node client on that discovery client publishes its own address when it starts.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ournet_client::directory::{Preferences, RelayDirectory};
 use ournet_client::discovery::{DiscoveryConfig, PinnedSeed, create_discovery_client};
+use ournet_client::{NodeConfig, create_node_client};
 use ournet_proto::address::NodeAddress;
 use ournet_proto::circuit::PathHop;
 use ournet_proto::keys::{EncryptionKeypair, IdentityKeypair};
@@ -45,7 +48,7 @@ fn discovers_three_registered_relays_builds_a_circuit_and_publishes_an_address()
         request_timeout: Duration::from_secs(30),
         ..DiscoveryConfig::default()
     };
-    let client = create_discovery_client(cfg).unwrap();
+    let client = Arc::new(create_discovery_client(cfg).unwrap());
     let rt = tokio::runtime::Runtime::new().unwrap();
 
     let want: Vec<PathHop> = relays.iter().map(|r| r.info.hop()).collect();
@@ -88,4 +91,21 @@ fn discovers_three_registered_relays_builds_a_circuit_and_publishes_an_address()
     assert_eq!(looked_up, Some(addr));
     let stranger = IdentityKeypair::generate(&mut r).public();
     assert_eq!(rt.block_on(client.lookup_address(&stranger)).unwrap(), None);
+
+    // A node on this directory publishes the address it signs over its homes.
+    let mut c = NodeConfig::new(
+        IdentityKeypair::generate(&mut r),
+        EncryptionKeypair::generate(&mut r),
+        client.clone(),
+    );
+    c.target_connections = 2;
+    c.min_connections = 1;
+    let node = create_node_client(c).unwrap();
+    rt.block_on(node.start()).unwrap();
+    let own = node.address().unwrap();
+    let looked_up = rt
+        .block_on(client.lookup_address(&node.identity()))
+        .unwrap();
+    assert_eq!(looked_up, Some(own));
+    rt.block_on(node.stop());
 }

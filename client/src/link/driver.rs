@@ -11,11 +11,16 @@
 //! the circuits (they keep their own bounded queues); while any owner's event queue is full
 //! the driver stops reading from the socket, so a slow app slows its relay down (TCP back
 //! pressure) instead of growing memory.
+//!
+//! Ending: when the client closes the link (or drops every handle) the driver destroys every
+//! circuit still open, writes the DESTROY cells (bounded by [`CLOSE_FLUSH`]) and only then
+//! closes the socket, so the relays free the circuits at once rather than whenever they notice
+//! the link is gone. A link that failed just tells every circuit's owner.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use ournet_proto::cell::{BODY_LEN, CELL_LEN, CellCmd, CellHeader, CircId, HEADER_LEN};
@@ -39,6 +44,17 @@ pub(crate) const MAX_OUTBUF: usize = 64 * CELL_LEN;
 const MAX_INBUF: usize = 256 * CELL_LEN;
 /// Most circuits one link carries for this client.
 const MAX_CIRCUITS: usize = 1024;
+/// Longest a closing link waits for the socket to take its DESTROY cells.
+pub(crate) const CLOSE_FLUSH: Duration = Duration::from_secs(5);
+
+/// Why the driver loop ended.
+#[derive(Debug)]
+enum End {
+    /// The client is done with the link: say goodbye (DESTROY every circuit) first.
+    Closed(&'static str),
+    /// The link failed: nothing more can be sent.
+    Failed(String),
+}
 
 /// A link cell waiting to be sealed.
 #[derive(Debug)]
@@ -109,15 +125,60 @@ impl Driver {
         closed: Arc<AtomicBool>,
     ) {
         let (mut rd, mut wr) = stream.into_split();
-        let why = self.run_loop(&mut rd, &mut wr, &mut cmds).await;
+        let end = self.run_loop(&mut rd, &mut wr, &mut cmds).await;
         closed.store(true, Ordering::Release);
+        let (why, goodbye) = match end {
+            End::Closed(why) => (why.to_owned(), true),
+            End::Failed(why) => (why, false),
+        };
         tracing::debug!("link closed: {why}");
-        for (_, c) in self.circuits.drain() {
+        self.destroy_all(&why, goodbye);
+        if goodbye {
+            let flushed = tokio::time::timeout(CLOSE_FLUSH, self.flush(&mut wr)).await;
+            if !matches!(flushed, Ok(Ok(()))) {
+                tracing::debug!("closing link: DESTROY cells not all written");
+            }
+        }
+        let _ = wr.shutdown().await;
+    }
+
+    /// Forgets every circuit and tells its owner; with `goodbye`, queues a DESTROY for each
+    /// circuit whose CREATE went out (one whose CREATE is still queued is simply never sent).
+    fn destroy_all(&mut self, why: &str, goodbye: bool) {
+        let unsent: HashSet<CircId> = self
+            .ctl
+            .iter()
+            .filter_map(|c| match c {
+                Ctl::Create { id, .. } => Some(*id),
+                Ctl::Destroy { .. } => None,
+            })
+            .collect();
+        self.ctl
+            .retain(|c| goodbye && matches!(c, Ctl::Destroy { id, .. } if !unsent.contains(id)));
+        self.order.clear();
+        for (id, c) in self.circuits.drain() {
             let _ = c
                 .events
                 .try_send(CircEvent::Closed(format!("link closed: {why}")));
+            if goodbye && !unsent.contains(&id) {
+                self.ctl.push_back(Ctl::Destroy {
+                    id,
+                    reason: DestroyReason::NONE,
+                });
+            }
         }
-        let _ = wr.shutdown().await;
+    }
+
+    /// Seals the queued link cells (whatever the pacing: the link is closing) and writes
+    /// everything waiting for the socket.
+    async fn flush(&mut self, wr: &mut OwnedWriteHalf) -> Result<(), String> {
+        // No circuit is left, so emit_one only seals link cells.
+        while self.emit_one(Instant::now())? {}
+        wr.write_all(&self.outbuf)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.outbuf.clear();
+        wr.flush().await.map_err(|e| e.to_string())
     }
 
     async fn run_loop(
@@ -125,10 +186,10 @@ impl Driver {
         rd: &mut OwnedReadHalf,
         wr: &mut OwnedWriteHalf,
         cmds: &mut mpsc::Receiver<LinkCmd>,
-    ) -> String {
+    ) -> End {
         loop {
             if let Err(e) = self.fill_immediate(Instant::now()) {
-                return e;
+                return End::Failed(e);
             }
             let deadline = self.next_deadline();
             let reserve = self
@@ -138,22 +199,26 @@ impl Driver {
             let can_read = self.pending.is_empty() && self.inbuf.len() < MAX_INBUF;
             tokio::select! {
                 r = rd.read_buf(&mut self.inbuf), if can_read => match r {
-                    Ok(0) => return "closed by the relay".into(),
-                    Err(e) => return e.to_string(),
+                    Ok(0) => return End::Failed("closed by the relay".into()),
+                    Err(e) => return End::Failed(e.to_string()),
                     Ok(_) => {
                         if let Err(e) = self.on_input(Instant::now()) {
-                            return e;
+                            return End::Failed(e);
                         }
                     }
                 },
                 w = wr.write(&self.outbuf), if !self.outbuf.is_empty() => match w {
-                    Ok(0) => return "socket closed".into(),
-                    Err(e) => return e.to_string(),
+                    Ok(0) => return End::Failed("socket closed".into()),
+                    Err(e) => return End::Failed(e.to_string()),
                     Ok(n) => self.outbuf.advance(n),
                 },
                 cmd = cmds.recv() => match cmd {
-                    Some(cmd) => self.on_cmd(cmd),
-                    None => return "no more users".into(),
+                    Some(cmd) => {
+                        if let Some(end) = self.on_cmd(cmd) {
+                            return end;
+                        }
+                    }
+                    None => return End::Closed("no more users"),
                 },
                 permit = async { reserve.expect("branch enabled only with a pending event").await },
                     if !self.pending.is_empty() => {
@@ -165,7 +230,7 @@ impl Driver {
                 }
                 () = tokio::time::sleep_until(deadline.into()) => {
                     if let Err(e) = self.on_timer(Instant::now()) {
-                        return e;
+                        return End::Failed(e);
                     }
                 }
             }
@@ -222,7 +287,8 @@ impl Driver {
         }
     }
 
-    fn on_cmd(&mut self, cmd: LinkCmd) {
+    /// Carries out one command; `Some` when it ends the link.
+    fn on_cmd(&mut self, cmd: LinkCmd) -> Option<End> {
         match cmd {
             LinkCmd::Open {
                 path,
@@ -236,7 +302,13 @@ impl Driver {
                 self.pacing = p;
                 self.last_tick = Instant::now();
             }
+            LinkCmd::Close => return Some(End::Closed("closed by the client")),
+            LinkCmd::CloseIfIdle if self.circuits.is_empty() => {
+                return Some(End::Closed("idle, closed by the client"));
+            }
+            LinkCmd::CloseIfIdle => {}
         }
+        None
     }
 
     fn open(

@@ -1,6 +1,7 @@
 //! Home relays (spec §5.11-§5.13, PROTOCOL.md §7.4): choosing them with network diversity
 //! (W21, W22), the one-hop HOME_AUTH circuit to each, health by real PING round trips (W7),
-//! failover with a cooldown, and cover cells while idle (spec §5.20).
+//! failover with a cooldown, the maintenance task (top-up, rotation through
+//! [`super::rotation`]) and cover cells while idle (spec §5.20).
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -10,7 +11,7 @@ use ournet_proto::circuit::ClientEvent;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::{Inner, recv, shuffled};
+use super::{Inner, recv, rotation, shuffled};
 use crate::directory::{Preferences, RelayInfo};
 use crate::diversity::{Occupied, pick_diverse};
 use crate::error::ClientError;
@@ -29,37 +30,19 @@ pub(super) struct Home {
     pub(super) circ: CircuitHandle,
     /// The last PING round trip.
     pub(super) rtt: Arc<Mutex<Option<Duration>>>,
+    /// When it became a home (rotation replaces the oldest).
+    pub(super) since: Instant,
 }
 
 /// Brings the homes up to the target, choosing new ones with network diversity, and
-/// re-signs the address if they changed. Returns how many homes there are.
+/// re-signs and publishes the address if they changed. Returns how many homes there are.
 pub(super) async fn ensure_homes(inner: &Arc<Inner>) -> usize {
-    let (have, mut occupied, mut exclude) = {
-        let homes = inner.lock_homes();
-        let mut occ = Occupied::default();
-        for h in homes.iter() {
-            occ.take(&h.relay.hop, h.relay.asn);
-        }
-        let ids: Vec<String> = homes.iter().map(|h| h.relay.router_id.clone()).collect();
-        (homes.len(), occ, ids)
-    };
+    let have = inner.lock_homes().len();
     let want = inner.settings.target.saturating_sub(have);
     if want == 0 {
         return have;
     }
-    exclude.extend(cooling_down(inner));
-    let prefs = Preferences {
-        region: None,
-        exclude,
-    };
-    let candidates = match inner.directory.relays(CANDIDATES, &prefs).await {
-        Ok(c) => shuffled(c),
-        Err(e) => {
-            tracing::warn!("no home candidates: {e}");
-            return have;
-        }
-    };
-    let picks = pick_diverse(&candidates, want, &mut occupied, inner.settings.diversity);
+    let picks = choose(inner, want, None).await;
     let mut set = JoinSet::new();
     for relay in picks {
         let inner = inner.clone();
@@ -85,27 +68,82 @@ pub(super) async fn ensure_homes(inner: &Arc<Inner>) -> usize {
         }
     }
     if added {
-        inner.resign_address();
+        inner.readdress().await;
     }
     inner.lock_homes().len()
 }
 
-/// Keeps the homes at target (after a home dies, and every ping interval) and the address
-/// fresh (re-signed past half its lifetime).
+/// The one place new homes are chosen, for failover and rotation alike: up to `want` relays
+/// from the directory that are not a home, a draining home or cooling down (W22: filtered
+/// here too, whatever the directory does with the exclude list), and whose networks clash
+/// with no home that stays (W21). `leaving` is the home a rotation replaces: its network
+/// may be reused.
+pub(super) async fn choose(
+    inner: &Arc<Inner>,
+    want: usize,
+    leaving: Option<&str>,
+) -> Vec<RelayInfo> {
+    let (mut occupied, mut exclude) = {
+        let homes = inner.lock_homes();
+        let mut occ = Occupied::default();
+        for h in homes
+            .iter()
+            .filter(|h| Some(h.relay.router_id.as_str()) != leaving)
+        {
+            occ.take(&h.relay.hop, h.relay.asn);
+        }
+        let ids: Vec<String> = homes.iter().map(|h| h.relay.router_id.clone()).collect();
+        (occ, ids)
+    };
+    exclude.extend(
+        inner
+            .lock_draining()
+            .iter()
+            .map(|h| h.relay.router_id.clone()),
+    );
+    exclude.extend(cooling_down(inner));
+    let prefs = Preferences {
+        region: None,
+        exclude,
+    };
+    let mut candidates = match inner.directory.relays(CANDIDATES, &prefs).await {
+        Ok(c) => shuffled(c),
+        Err(e) => {
+            tracing::warn!("no home candidates: {e}");
+            return Vec::new();
+        }
+    };
+    candidates.retain(|c| !prefs.exclude.contains(&c.router_id));
+    pick_diverse(&candidates, want, &mut occupied, inner.settings.diversity)
+}
+
+/// Keeps the homes at target (at once after a home dies, else every maintenance interval),
+/// rotates one when due, and keeps the address fresh (re-signed past half its lifetime).
 pub(super) async fn maintain(inner: Arc<Inner>) {
     let mut shutdown = inner.shutdown.subscribe();
+    // W37: the rotation clock starts now, not at 0.
+    let mut last_rotation = Instant::now();
     loop {
+        let mut wait = inner.settings.maintenance;
+        if inner.lock_homes().len() < inner.settings.target {
+            // Short of homes: try again sooner (as the PING cadence).
+            wait = wait.min(inner.settings.timeouts.ping_interval);
+        }
         tokio::select! {
             () = inner.homes_changed.notified() => {}
-            () = tokio::time::sleep(inner.settings.timeouts.ping_interval) => {}
+            () = tokio::time::sleep(wait) => {}
             _ = shutdown.changed() => return,
         }
         if !inner.is_running() {
             return;
         }
+        Counters::bump(&inner.counters.maintenance_runs);
+        // Cleared before the top-up: a home lost during it sets it again.
+        inner.failover_pending.store(false, Ordering::SeqCst);
         ensure_homes(&inner).await;
+        rotation::rotate_if_due(&inner, &mut last_rotation).await;
         if inner.address_is_stale() {
-            inner.resign_address();
+            inner.readdress().await;
         }
     }
 }
@@ -140,7 +178,7 @@ pub(super) async fn cover(inner: Arc<Inner>) {
 }
 
 /// Connects to `relay`, builds the one-hop circuit and proves the node's identity on it.
-async fn connect_home(
+pub(super) async fn connect_home(
     inner: &Arc<Inner>,
     relay: &RelayInfo,
 ) -> Result<(CircuitHandle, mpsc::Receiver<CircEvent>), ClientError> {
@@ -175,7 +213,9 @@ async fn connect_home(
     }
 }
 
-fn add_home(
+/// Makes an authenticated circuit a home and starts watching it (it is in the address from
+/// the next re-signing).
+pub(super) fn add_home(
     inner: &Arc<Inner>,
     relay: RelayInfo,
     circ: CircuitHandle,
@@ -186,12 +226,14 @@ fn add_home(
         relay: relay.clone(),
         circ: circ.clone(),
         rtt: rtt.clone(),
+        since: Instant::now(),
     });
     inner.counters.homes.fetch_add(1, Ordering::Relaxed);
     inner.spawn(watch_home(inner.clone(), relay, circ, events, rtt));
 }
 
-/// Runs one home: hands its messages on, PINGs it, and replaces it when it dies.
+/// Runs one home: hands its messages on, PINGs it, and replaces it when it dies. A home
+/// rotated out keeps being run while it drains; its end is then no failover.
 async fn watch_home(
     inner: Arc<Inner>,
     relay: RelayInfo,
@@ -242,14 +284,23 @@ async fn watch_home(
     if !inner.is_running() {
         return;
     }
+    let was_home = {
+        let mut homes = inner.lock_homes();
+        let n = homes.len();
+        homes.retain(|h| h.relay.router_id != relay.router_id);
+        homes.len() != n
+    };
+    if !was_home {
+        // Rotated out: its drain ended, or it died while draining.
+        rotation::forget_draining(&inner, &relay.router_id);
+        return;
+    }
     tracing::warn!("home {} lost: {why}", relay.hop.addr);
-    inner
-        .lock_homes()
-        .retain(|h| h.relay.router_id != relay.router_id);
+    inner.failover_pending.store(true, Ordering::SeqCst);
     inner.counters.homes.fetch_sub(1, Ordering::Relaxed);
     Counters::bump(&inner.counters.failovers);
     cool_down(&inner, &relay.router_id);
-    inner.resign_address();
+    inner.readdress().await;
     inner.homes_changed.notify_one();
 }
 

@@ -145,11 +145,10 @@ pub(super) fn evict(inner: &Inner, home: [u8; 32], sc: &SendCircuit) {
     sc.retire();
 }
 
-/// Retires every pooled circuit (the node is stopping).
+/// Forgets every pooled circuit (the node is stopping: closing the links destroys them all,
+/// those of interrupted sends too).
 pub(super) fn clear(inner: &Inner) {
-    for (_, sc) in lock(&inner.pool).drain() {
-        sc.retire();
-    }
+    lock(&inner.pool).clear();
 }
 
 async fn dispatch(mut events: mpsc::Receiver<CircEvent>, waiters: Waiters, alive: Arc<AtomicBool>) {
