@@ -328,17 +328,18 @@ mod tests {
         }
     }
 
-    fn tmpdir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("ournet-state-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
+    /// A fresh directory, removed when the returned guard drops.
+    fn tmpdir(name: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("ournet-state-{name}-"))
+            .tempdir()
+            .unwrap()
     }
 
     #[test]
     fn round_trips_atomically_with_mode_0600_and_encrypted() {
         let dir = tmpdir("rt");
-        let path = dir.join("node.state");
+        let path = dir.path().join("node.state");
         let k = key(1);
         assert_eq!(load(&path, &k).unwrap(), StateBody::default());
         write_atomic(&path, &k.seal(&body()).unwrap()).unwrap();
@@ -349,7 +350,7 @@ mod tests {
         let raw = std::fs::read(&path).unwrap();
         let hex_content = hex::encode(b"secret content");
         assert!(!raw.windows(8).any(|w| w == &hex_content.as_bytes()[..8]));
-        assert!(!dir.join("node.state.tmp").exists());
+        assert!(!dir.path().join("node.state.tmp").exists());
         assert_eq!(body().dedup().unwrap().entries().count(), 1);
     }
 

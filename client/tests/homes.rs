@@ -192,11 +192,14 @@ fn peer(hex: &str) -> Option<SocketAddr> {
     Some(SocketAddrV4::new(Ipv4Addr::from(ip), port).into())
 }
 
-fn state_path(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ournet-homes-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d.join("node.state")
+/// A state file in a fresh directory that is removed when the returned guard drops.
+fn state_path(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let d = tempfile::Builder::new()
+        .prefix(&format!("ournet-homes-{name}-"))
+        .tempdir()
+        .unwrap();
+    let path = d.path().join("node.state");
+    (d, path)
 }
 
 async fn acked(node: &NodeClient, id: MessageId) {
@@ -361,7 +364,7 @@ async fn stop_destroys_every_circuit_and_interrupted_sends_resume_after_a_restar
         )
         .unwrap()
     };
-    let path = state_path("stop");
+    let (_dir, path) = state_path("stop");
     let a_cfg = || {
         let mut c = config(&a_id, &a_enc, a_dir.clone(), 1);
         c.state_path = Some(path.clone());

@@ -107,11 +107,14 @@ async fn next(node: &NodeClient) -> ReceivedMessage {
     within("a message", node.recv()).await.unwrap()
 }
 
-fn state_path(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ournet-node-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d.join("node.state")
+/// A state file in a fresh directory that is removed when the returned guard drops.
+fn state_path(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let d = tempfile::Builder::new()
+        .prefix(&format!("ournet-node-{name}-"))
+        .tempdir()
+        .unwrap();
+    let path = d.path().join("node.state");
+    (d, path)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -273,7 +276,7 @@ async fn a_restarted_node_resumes_its_pending_send() {
     let (a_keys, b_keys) = (Keys::new(), Keys::new());
     let home = &rs[2];
     let bob_addr = b_keys.address_at(home);
-    let path = state_path("resume");
+    let (_dir, path) = state_path("resume");
 
     let alice = started({
         let mut c = a_keys.config(directory(&all[..2]), 1);

@@ -110,8 +110,8 @@ fn a_relay_killed_mid_run_loses_no_message_and_duplicates_none() {
 #[test]
 fn queued_messages_reach_their_recipient_when_it_comes_online_and_no_other_key_takes_them() {
     let net = TestNet::start_mixed(5, &backends());
-    let state = std::env::temp_dir().join(format!("ournet-e2e-bob-{}.state", std::process::id()));
-    let _ = std::fs::remove_file(&state);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("bob.state");
     runtime().block_on(async {
         let bob_keys = Keys::random();
         let bob_relays: Vec<String> = net.hops[..2].iter().map(|(id, _)| id.clone()).collect();
@@ -156,7 +156,6 @@ fn queued_messages_reach_their_recipient_when_it_comes_online_and_no_other_key_t
             n.stop().await;
         }
     });
-    let _ = std::fs::remove_file(&state);
 }
 
 #[test]

@@ -345,11 +345,14 @@ mod tests {
         }
     }
 
-    fn state_path(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("ournet-store-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d.join("node.state")
+    /// A state file in a fresh directory, removed when the returned guard drops.
+    fn state_path(name: &str) -> (tempfile::TempDir, PathBuf) {
+        let d = tempfile::Builder::new()
+            .prefix(&format!("ournet-store-{name}-"))
+            .tempdir()
+            .unwrap();
+        let path = d.path().join("node.state");
+        (d, path)
     }
 
     fn ids(s: &Store) -> Vec<String> {
@@ -358,7 +361,7 @@ mod tests {
 
     #[tokio::test]
     async fn changes_are_journaled_and_replayed_after_a_restart() {
-        let path = state_path("replay");
+        let (_dir, path) = state_path("replay");
         let s = Store::open(Some(path.clone()), &identity()).unwrap();
         s.put_pending(send("a"));
         s.flush().await.unwrap(); // the first save writes a snapshot and an empty journal
@@ -387,7 +390,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_torn_tail_is_cut_off_and_appending_goes_on() {
-        let path = state_path("torn");
+        let (_dir, path) = state_path("torn");
         let s = Store::open(Some(path.clone()), &identity()).unwrap();
         s.put_pending(send("a"));
         s.flush().await.unwrap();
@@ -415,7 +418,7 @@ mod tests {
 
     #[tokio::test]
     async fn corruption_before_the_tail_is_an_error() {
-        let path = state_path("corrupt");
+        let (_dir, path) = state_path("corrupt");
         let s = Store::open(Some(path.clone()), &identity()).unwrap();
         for id in ["a", "b", "c"] {
             s.put_pending(send(id));
@@ -434,7 +437,7 @@ mod tests {
 
     #[tokio::test]
     async fn compaction_writes_a_snapshot_and_a_stale_journal_is_ignored() {
-        let path = state_path("compact");
+        let (_dir, path) = state_path("compact");
         let s = Store::open(Some(path.clone()), &identity()).unwrap();
         s.put_pending(send("x"));
         s.flush().await.unwrap();
