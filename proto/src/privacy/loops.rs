@@ -229,6 +229,12 @@ impl LoopTracker {
             .map(|&(_, sent)| sent + self.config.return_timeout)
     }
 
+    /// Forgets the loops in flight without counting them (the node stopped: their circuits
+    /// are gone, and a loss the node caused itself says nothing about the relays).
+    pub fn abandon(&mut self) {
+        self.outstanding.clear();
+    }
+
     /// Totals so far.
     pub fn counts(&self) -> LoopCounts {
         self.counts
@@ -340,6 +346,10 @@ mod tests {
             }
         );
         assert_eq!(t.poll_timeout(), None);
+        t.on_sent([3; 16], t0 + 20 * SEC);
+        t.abandon();
+        assert_eq!(t.handle_timeout(t0 + 40 * SEC), None);
+        assert_eq!(t.counts().lost, 1, "an abandoned loop is not lost");
     }
 
     #[test]
