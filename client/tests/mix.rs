@@ -7,7 +7,10 @@
 //! 3-hop mix circuits and fresh 4-5-hop mix circuits, side by side from one run; it asserts
 //! nothing about them (speed is never a test).
 #![allow(clippy::unwrap_used, reason = "test code")]
-#![allow(clippy::print_stdout, reason = "the first test prints its latency figures")]
+#![allow(
+    clippy::print_stdout,
+    reason = "the first test prints its latency figures"
+)]
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -4,8 +4,9 @@
 //!
 //! A loop is an ordinary send on the wire: an envelope sealed to the node's own key, a mix
 //! circuit of drawn length to one of its homes, the batching and jitter of real sends, and the
-//! ACK flow back. Its content is the node's [`LoopToken`](ournet_proto::privacy::loops::LoopToken)
-//! for the message id, so the receive path recognises it ([`is_own_loop`]), counts it and ACKs
+//! ACK flow back, with the length of one of the node's recent real messages. Its content
+//! starts with the node's [`LoopToken`](ournet_proto::privacy::loops::LoopToken) for the
+//! message id, so the receive path recognises it ([`is_own_loop`]), counts it and ACKs
 //! it, but never hands it to the app and never records it in the de-duplication window. Loops
 //! are not journalled as pending sends (they are cover, not messages), have no outcome and no
 //! retry, and stop with the node's other tasks at `stop()`.
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use ournet_proto::envelope::{OpenedMessage, encrypt_message_with_ack};
 use ournet_proto::keys::IdentityKeypair;
-use ournet_proto::privacy::loops::{LoopCounts, LoopReturn, LossAlarm};
+use ournet_proto::privacy::loops::{LoopCounts, LoopReturn, LoopSizes, LossAlarm};
 use ournet_proto::privacy::{LoopCoverConfig, LoopKey, LoopTracker};
 use tokio::sync::Notify;
 
@@ -29,6 +30,7 @@ use crate::stats::NodeStats;
 pub(super) struct Loops {
     key: LoopKey,
     tracker: Mutex<LoopTracker>,
+    sizes: Mutex<LoopSizes>,
     /// Wakes the scheduler when a loop is sent, so its return deadline is watched at once.
     sent: Notify,
 }
@@ -39,6 +41,7 @@ impl Loops {
         Self {
             key: LoopKey::derive(identity),
             tracker: Mutex::new(LoopTracker::new(config)),
+            sizes: Mutex::new(LoopSizes::default()),
             sent: Notify::new(),
         }
     }
@@ -53,6 +56,14 @@ impl Loops {
         stats.loops_sent = sent;
         stats.loops_returned = returned;
         stats.loops_lost = lost;
+    }
+
+    /// Notes the length of a real message, for the lengths of later loops.
+    pub(super) fn note_size(&self, len: usize) {
+        self.sizes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record(len);
     }
 
     /// Forgets the loops in flight (the node is stopping).
@@ -116,14 +127,21 @@ async fn send_loop(inner: Arc<Inner>) {
         return;
     };
     let id = MessageId(random_bytes());
-    let token = inner.loops.key.token(&id.0);
+    let mut rng = fresh_rng();
+    let len = inner
+        .loops
+        .sizes
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .draw(&mut rng);
+    let content = inner.loops.key.content(&id.0, len);
     let sealed = encrypt_message_with_ack(
-        &mut fresh_rng(),
+        &mut rng,
         &inner.identity,
         &me.encryption_key,
         id.0,
         unix_now(),
-        token.expose(),
+        &content,
     );
     let (envelope, ack) = match sealed {
         Ok(s) => s,

@@ -98,6 +98,7 @@ pub(super) async fn send_message(
     }
     let now = unix_now();
     to.check_time(now)?;
+    inner.loops.note_size(content.len());
     let id = MessageId(random_bytes());
     let (envelope, token) = encrypt_message_with_ack(
         &mut fresh_rng(),

@@ -2,10 +2,12 @@
 //! messages to its own address through ordinary mix paths and counts how many come back.
 //!
 //! A loop is an ordinary envelope, sealed to the node itself, on an ordinary circuit with the
-//! ordinary ACK flow; no relay can tell it from a real message. Its content is a
+//! ordinary ACK flow; no relay can tell it from a real message. Its content starts with a
 //! [`LoopToken`], an HMAC of the message id under a key derived from the node's identity
 //! secret ([`LoopKey`]), so only the node can make one and it recognises its own loops even
-//! after a restart or past the return timeout: a loop never reaches the app.
+//! after a restart or past the return timeout: a loop never reaches the app. The rest of the
+//! content is padding to the length of one of the node's recent real messages
+//! ([`LoopSizes`]), so a loop takes as many cells as the node's real traffic does.
 //!
 //! Loops that do not come back within [`LoopCoverConfig::return_timeout`] are lost. Honest
 //! relays lose few; a rising loss rate means someone drops or delays this node's traffic (an
@@ -25,7 +27,7 @@ use sha2::Sha256;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::MIN_SEND_INTERVAL;
-use super::sampling::{duration_from_secs, exponential};
+use super::sampling::{duration_from_secs, exponential, uniform_index};
 use crate::ct::CtArray;
 use crate::keys::IdentityKeypair;
 
@@ -37,6 +39,13 @@ pub const LOSS_WINDOW: usize = 32;
 
 /// Most loops awaiting return; sending one more counts the oldest as lost.
 pub const MAX_OUTSTANDING_LOOPS: usize = 1024;
+
+/// Recent real message lengths a loop's length is drawn from.
+pub const SIZE_SAMPLES: usize = 64;
+
+/// The longest loop content: loops copy the sizes of real messages, but never cost more than
+/// this many bytes each.
+pub const MAX_LOOP_LEN: usize = 64 * 1024;
 
 /// HKDF info for the loop key.
 const LOOP_KEY_INFO: &[u8] = b"ournet loop-cover key v1";
@@ -106,10 +115,19 @@ impl LoopKey {
     }
 
     /// Whether a message this node signed, with id `message_id` and `content`, is one of its
-    /// loops (constant-time comparison).
+    /// loops: `content` starts with the token (constant-time comparison); padding follows.
     pub fn is_loop(&self, message_id: &[u8; 16], content: &[u8]) -> bool {
-        <[u8; LOOP_TOKEN_LEN]>::try_from(content)
-            .is_ok_and(|c| LoopToken(CtArray::new(c)) == self.token(message_id))
+        content
+            .first_chunk::<LOOP_TOKEN_LEN>()
+            .is_some_and(|c| LoopToken(CtArray::new(*c)) == self.token(message_id))
+    }
+
+    /// The content of loop `message_id`, `len` bytes long (at least the token): the token,
+    /// then zeros (the envelope encrypts them).
+    pub fn content(&self, message_id: &[u8; 16], len: usize) -> Vec<u8> {
+        let mut content = self.token(message_id).expose().to_vec();
+        content.resize(len.max(LOOP_TOKEN_LEN), 0);
+        content
     }
 }
 
@@ -127,6 +145,35 @@ impl LoopToken {
     /// The bytes to seal as the loop's content.
     pub fn expose(&self) -> &[u8; LOOP_TOKEN_LEN] {
         self.0.expose()
+    }
+}
+
+/// The lengths of the node's recent real messages, from which each loop's length is drawn, so
+/// loops and real messages have the same size distribution on the wire.
+#[derive(Debug, Default)]
+pub struct LoopSizes {
+    recent: VecDeque<usize>,
+}
+
+impl LoopSizes {
+    /// Notes a real message of `len` content bytes (the oldest note goes past
+    /// [`SIZE_SAMPLES`]).
+    pub fn record(&mut self, len: usize) {
+        if self.recent.len() >= SIZE_SAMPLES {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(len);
+    }
+
+    /// A loop's content length: a uniformly drawn recent real length, at least
+    /// [`LOOP_TOKEN_LEN`] and at most [`MAX_LOOP_LEN`]; [`LOOP_TOKEN_LEN`] before any.
+    pub fn draw(&self, rng: &mut (impl CryptoRngCore + ?Sized)) -> usize {
+        let len = self
+            .recent
+            .get(uniform_index(rng, self.recent.len()))
+            .copied()
+            .unwrap_or(0);
+        len.clamp(LOOP_TOKEN_LEN, MAX_LOOP_LEN)
     }
 }
 
@@ -320,6 +367,10 @@ mod tests {
         );
         assert!(!key.is_loop(&id, &token.expose()[..31]));
         assert!(!key.is_loop(&id, b"an app's message to itself......"));
+        let padded = key.content(&id, 1000);
+        assert_eq!(padded.len(), 1000);
+        assert!(key.is_loop(&id, &padded));
+        assert_eq!(key.content(&id, 3).len(), LOOP_TOKEN_LEN);
         assert_eq!(format!("{key:?}"), "LoopKey(..)");
     }
 
@@ -380,6 +431,32 @@ mod tests {
             t.on_sent([i; 16], t0 + 50 * SEC);
         }
         assert!(t.handle_timeout(t0 + 60 * SEC).is_some());
+    }
+
+    #[test]
+    fn loop_sizes_follow_real_messages_within_bounds() {
+        let mut rng = ChaCha20Rng::seed_from_u64(5);
+        let mut sizes = LoopSizes::default();
+        assert_eq!(sizes.draw(&mut rng), LOOP_TOKEN_LEN);
+        sizes.record(5);
+        assert_eq!(sizes.draw(&mut rng), LOOP_TOKEN_LEN);
+        sizes.record(1000);
+        sizes.record(1 << 20);
+        let draws: Vec<usize> = (0..100).map(|_| sizes.draw(&mut rng)).collect();
+        assert!(
+            draws
+                .iter()
+                .all(|d| [LOOP_TOKEN_LEN, 1000, MAX_LOOP_LEN].contains(d))
+        );
+        assert!(draws.contains(&1000) && draws.contains(&MAX_LOOP_LEN));
+        for _ in 0..SIZE_SAMPLES {
+            sizes.record(700);
+        }
+        assert_eq!(
+            sizes.draw(&mut rng),
+            700,
+            "only the last {SIZE_SAMPLES} count"
+        );
     }
 
     #[test]
