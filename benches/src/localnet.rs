@@ -49,6 +49,10 @@ pub struct Args {
     /// Privacy level of every node: low, medium, high or paranoid.
     #[arg(long, default_value = "low")]
     pub privacy: String,
+    /// Turn mixing on in every node: a fresh circuit of MIN to MAX hops (3 to 5) per message,
+    /// plus loop cover traffic (needs MAX relays in distinct /16s).
+    #[arg(long, value_name = "MIN-MAX")]
+    pub mix_hops: Option<String>,
     /// SIGKILL the relay carrying the most circuits this many seconds into the traffic.
     #[arg(long, value_name = "SECONDS")]
     pub kill_relay_at: Option<f64>,

@@ -42,6 +42,10 @@ pub struct Args {
     /// Home relays to keep.
     #[arg(long, default_value_t = 2)]
     pub homes: usize,
+    /// Turn mixing on: each message gets a fresh circuit of MIN to MAX hops (3 to 5), and
+    /// the node sends loop cover messages to itself.
+    #[arg(long, value_name = "MIN-MAX")]
+    pub mix_hops: Option<String>,
     /// Where the node keeps its keys and state.
     #[arg(long)]
     pub state_dir: PathBuf,

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ournet_proto::keys::{EncryptionKeypair, IdentityKeypair};
-use ournet_proto::privacy::{CoverTrafficConfig, PrivacyLevel, TrafficAnalysisMitigationConfig};
+use ournet_proto::privacy::{
+    CoverTrafficConfig, LoopCoverConfig, PrivacyLevel, TrafficAnalysisMitigationConfig,
+};
 
 use crate::directory::RelayDirectory;
 
@@ -110,10 +112,16 @@ pub struct NodeConfig {
     pub diversity: Diversity,
     /// The privacy level at start ([`crate::NodeClient::set_privacy_level`] changes it).
     pub privacy_level: PrivacyLevel,
-    /// Overrides the preset of `privacy_level` (for example a faster constant rate).
+    /// Overrides the preset of `privacy_level` (for example a faster constant rate, or
+    /// mixing: `mix_network.enabled = true` gives 3- to 5-hop send paths, a fresh circuit per
+    /// message and loop cover traffic). It must pass `validate()`.
     pub privacy_config: Option<TrafficAnalysisMitigationConfig>,
     /// Cover traffic while idle (spec §5.20): DROP cells on home circuits.
     pub cover: CoverTrafficConfig,
+    /// Loop cover traffic while the privacy config's `mix_network` is enabled with
+    /// `loop_cover_traffic`: the mean interval (default 10 s), the return timeout and the
+    /// loss ratio that logs a warning.
+    pub loop_cover: LoopCoverConfig,
     /// The one state file (W23); `None` keeps state in memory only.
     pub state_path: Option<PathBuf>,
     /// Timeouts.
@@ -154,6 +162,7 @@ impl NodeConfig {
             privacy_level: PrivacyLevel::Low,
             privacy_config: None,
             cover: CoverTrafficConfig::DEFAULT,
+            loop_cover: LoopCoverConfig::DEFAULT,
             state_path: None,
             timeouts: Timeouts::default(),
             maintenance_interval: Duration::from_secs(60),

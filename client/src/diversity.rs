@@ -1,5 +1,5 @@
-//! Choosing relays spread over networks (W21, W22): home relays, and the two hops a send puts
-//! before the recipient's home. Pure functions over a candidate list the caller has already
+//! Choosing relays spread over networks (W21, W22): home relays, and the hops a send puts
+//! before the recipient's home (two, or up to four on a mix path). Pure functions over a candidate list the caller has already
 //! shuffled, so tests need no directory and no randomness.
 //!
 //! Two relays share a network when their IPv4 addresses share a /16 (IPv6: a /32) or the
@@ -9,6 +9,7 @@ use std::net::IpAddr;
 
 use ournet_proto::circuit::PathHop;
 use ournet_proto::keys::IdentityPublicKey;
+use ournet_proto::privacy::fit_hops;
 
 use crate::config::Diversity;
 use crate::directory::RelayInfo;
@@ -95,21 +96,23 @@ pub(crate) fn pick_diverse(
     out
 }
 
-/// A 3-hop path to `home` (a recipient's home relay): two relays from `candidates` that are
-/// not `home`, in networks distinct from each other and from `home` under `policy`, then
-/// `home`. `None` when the candidates cannot make one.
+/// A path of `hops` relays ending at `home` (a recipient's home relay): relays from
+/// `candidates` that are not `home` and never repeat, in networks distinct from each other and
+/// from `home` under `policy`, then `home`. When the candidates cannot fill `hops`, the
+/// longest path of at least
+/// [`MIN_PATH_HOPS`](ournet_proto::privacy::MIN_PATH_HOPS) they can (`proto`'s [`fit_hops`]); `None` when
+/// not even that.
 pub(crate) fn path_to(
     candidates: &[RelayInfo],
     home: &PathHop,
     policy: Diversity,
+    hops: usize,
 ) -> Option<Vec<PathHop>> {
     let mut occupied = Occupied::default();
     occupied.take(home, None);
-    let hops = pick_diverse(candidates, 2, &mut occupied, policy);
-    if hops.len() < 2 {
-        return None;
-    }
-    let mut path: Vec<PathHop> = hops.into_iter().map(|r| r.hop).collect();
+    let picked = pick_diverse(candidates, hops.saturating_sub(1), &mut occupied, policy);
+    let len = fit_hops(hops, picked.len())?;
+    let mut path: Vec<PathHop> = picked.into_iter().take(len - 1).map(|r| r.hop).collect();
     path.push(home.clone());
     Some(path)
 }
@@ -185,14 +188,47 @@ mod tests {
             relay(3, "10.1.0.2:1", None), // same /16 as 2
             relay(4, "10.4.0.1:1", None),
         ];
-        let path = path_to(&c, &home.hop, Diversity::Strict).unwrap();
+        let path = path_to(&c, &home.hop, Diversity::Strict, 3).unwrap();
         assert_eq!(
             path,
             vec![c[2].hop.clone(), c[4].hop.clone(), home.hop.clone()]
         );
-        assert!(path_to(&c[..3], &home.hop, Diversity::Strict).is_none());
-        let loose = path_to(&c[..2], &home.hop, Diversity::Prefer);
+        assert!(path_to(&c[..3], &home.hop, Diversity::Strict, 3).is_none());
+        let loose = path_to(&c[..2], &home.hop, Diversity::Prefer, 3);
         assert!(loose.is_none(), "the home itself is never a middle hop");
+    }
+
+    #[test]
+    fn mix_paths_keep_the_rules_and_fall_back_to_the_longest_possible() {
+        let home = relay(9, "10.9.0.1:1", None);
+        let c: Vec<RelayInfo> = (1..=6u8)
+            .map(|i| relay(u64::from(i), &format!("10.{i}.0.1:1"), None))
+            .chain([relay(7, "10.1.0.2:1", None), home.clone()])
+            .collect();
+        for hops in 3..=5 {
+            let path = path_to(&c, &home.hop, Diversity::Strict, hops).unwrap();
+            assert_eq!(path.len(), hops);
+            assert_eq!(path.last(), Some(&home.hop));
+            let mut prefixes: Vec<NetPrefix> =
+                path.iter().map(|h| NetPrefix::of(h.addr.ip())).collect();
+            prefixes.sort_by_key(|p| p.0);
+            prefixes.dedup();
+            assert_eq!(prefixes.len(), hops, "one relay per /16, none twice");
+        }
+        // Three usable relays besides the home: a 5-hop draw gets 4 hops, and 2 relays 3 hops.
+        assert_eq!(
+            path_to(&c[..3], &home.hop, Diversity::Strict, 5)
+                .unwrap()
+                .len(),
+            4
+        );
+        assert_eq!(
+            path_to(&c[..2], &home.hop, Diversity::Strict, 5)
+                .unwrap()
+                .len(),
+            3
+        );
+        assert!(path_to(&c[..1], &home.hop, Diversity::Strict, 5).is_none());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use ournet_proto::address::AddressError;
 use ournet_proto::envelope::EnvelopeError;
+use ournet_proto::privacy::PrivacyConfigError;
 
 use crate::directory::DirectoryError;
 use crate::state::StateError;
@@ -52,6 +53,10 @@ pub enum ClientError {
     /// Local misuse: a configuration value out of range.
     #[error("bad configuration: {0}")]
     Config(&'static str),
+    /// Local misuse: the privacy config is incoherent (for example a mix path longer than the
+    /// onion format carries, or a mix `provider_url`).
+    #[error("privacy config: {0}")]
+    Privacy(#[from] PrivacyConfigError),
     /// `max_pending` sends are in flight: wait for some outcomes and send again.
     #[error("too many sends in flight")]
     Busy,

@@ -1,7 +1,9 @@
 //! `ournet-client`: the library apps link in to be a node of our-network.
 //!
 //! A node keeps one-hop circuits to several **home relays** that deliver messages to it, and
-//! sends through 3-hop circuits whose last hop is a home of the recipient (PROTOCOL.md §7).
+//! sends through 3-hop circuits whose last hop is a home of the recipient (PROTOCOL.md §7);
+//! with mixing on (`mix_network.enabled` in the privacy config), through 3- to 5-hop circuits
+//! of random length, one per message, plus loop cover messages the node sends to itself.
 //! Messages are end-to-end envelopes (`proto::envelope`): the sender is authenticated, the
 //! recipient ACKs with a token only it can compute, senders retry a bounded number of times,
 //! and the recipient hands each message to the app exactly once, across restarts.

@@ -4,8 +4,9 @@
 //! Tasks: one maintenance task keeps `target_connections` homes and rotates them (spec
 //! §5.11-§5.13), one task per home watches its circuit (messages in, PING round trips, death),
 //! one task per rotated-out home ends its drain, one task per message in flight builds
-//! circuits and retries, and one task sends cover cells when enabled. They share [`Inner`];
-//! [`NodeClient`] is a cheap clone of it. [`NodeClient::stop`] ends them all.
+//! circuits and retries, one task sends cover cells when enabled, and one schedules loop
+//! cover messages while mixing is on (`loops`). They share [`Inner`]; [`NodeClient`] is a
+//! cheap clone of it. [`NodeClient::stop`] ends them all.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -16,7 +17,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ournet_proto::address::NodeAddress;
 use ournet_proto::circuit::PathHop;
 use ournet_proto::keys::{EncryptionKeypair, IdentityKeypair, IdentityPublicKey};
-use ournet_proto::privacy::{CoverTrafficConfig, PrivacyLevel, TrafficAnalysisMitigationConfig};
+use ournet_proto::privacy::{
+    CoverTrafficConfig, LoopCoverConfig, PrivacyLevel, TrafficAnalysisMitigationConfig,
+};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -29,6 +32,7 @@ use crate::stats::{Counters, NodeStats};
 
 mod batch;
 mod home;
+mod loops;
 mod pool;
 mod recv;
 mod rotation;
@@ -122,6 +126,7 @@ pub struct NodeClient {
 ///
 /// # Errors
 /// [`ClientError::Config`] for out-of-range counts or a zero maintenance interval;
+/// [`ClientError::Privacy`] for a privacy config that fails `validate()`;
 /// [`ClientError::State`] for a state file that cannot be read, is another node's, or is
 /// corrupt.
 pub fn create_node_client(config: NodeConfig) -> Result<NodeClient, ClientError> {
@@ -140,6 +145,8 @@ pub fn create_node_client(config: NodeConfig) -> Result<NodeClient, ClientError>
     let privacy = config.privacy_config.clone().unwrap_or_else(|| {
         TrafficAnalysisMitigationConfig::from_privacy_level(config.privacy_level)
     });
+    privacy.validate()?;
+    let loops = loops::Loops::new(&config.identity, config.loop_cover);
     let (incoming_tx, incoming_rx) = mpsc::channel(config.receive_queue.max(1));
     let (shutdown, _) = watch::channel(true);
     let inner = Inner {
@@ -151,6 +158,7 @@ pub fn create_node_client(config: NodeConfig) -> Result<NodeClient, ClientError>
             min: config.min_connections.max(1),
             diversity: config.diversity,
             cover: config.cover,
+            loop_cover: config.loop_cover,
             timeouts: config.timeouts,
             maintenance: config.maintenance_interval,
             rotation: config.rotation,
@@ -172,6 +180,7 @@ pub fn create_node_client(config: NodeConfig) -> Result<NodeClient, ClientError>
         incoming_rx: tokio::sync::Mutex::new(incoming_rx),
         privacy: Mutex::new(privacy),
         batch: batch::Batch::default(),
+        loops,
         shutdown,
         tasks: Mutex::new(Vec::new()),
         homes_changed: Notify::new(),
@@ -206,6 +215,7 @@ impl NodeClient {
         inner.spawn(home::maintain(inner.clone()));
         inner.spawn(home::cover(inner.clone()));
         inner.spawn(batch::flusher(inner.clone()));
+        inner.spawn(loops::run(inner.clone()));
         for p in inner.store.pending() {
             send::resume(inner, p);
         }
@@ -236,7 +246,7 @@ impl NodeClient {
     }
 
     /// Seals `content` for `to`, saves it as pending and starts sending it over a 3-hop
-    /// circuit to one of `to`'s homes. Returns at once with the id; the outcome comes from
+    /// circuit (with mixing on, a fresh 3- to 5-hop one) to one of `to`'s homes. Returns at once with the id; the outcome comes from
     /// [`NodeClient::wait_outcome`].
     ///
     /// # Errors
@@ -283,7 +293,9 @@ impl NodeClient {
 
     /// A snapshot of the counters (atomics: cheap to call every second).
     pub fn get_stats(&self) -> NodeStats {
-        self.inner.counters.snapshot()
+        let mut stats = self.inner.counters.snapshot();
+        self.inner.loops.fill(&mut stats);
+        stats
     }
 
     /// The send-to-ACK latencies recorded since the last call (at most
@@ -322,7 +334,10 @@ impl NodeClient {
             .await;
     }
 
-    /// As [`NodeClient::set_privacy_level`], with a config of one's own.
+    /// As [`NodeClient::set_privacy_level`], with a config of one's own. Turning
+    /// `mix_network.enabled` on makes the next sends take mix paths and starts loop cover
+    /// traffic. A config that fails `validate()` is still taken, read in `proto`'s documented
+    /// clamped way (mix paths stay within 3 to 5 hops); check it first.
     pub async fn set_privacy_config(&self, config: TrafficAnalysisMitigationConfig) {
         let pacing = Pacing::for_config(&config);
         *self.inner.privacy.lock().unwrap_or_else(|p| p.into_inner()) = config;
@@ -340,6 +355,7 @@ struct Settings {
     min: usize,
     diversity: Diversity,
     cover: CoverTrafficConfig,
+    loop_cover: LoopCoverConfig,
     timeouts: Timeouts,
     maintenance: Duration,
     rotation: Rotation,
@@ -378,6 +394,7 @@ struct Inner {
     incoming_rx: tokio::sync::Mutex<mpsc::Receiver<ReceivedMessage>>,
     privacy: Mutex<TrafficAnalysisMitigationConfig>,
     batch: batch::Batch,
+    loops: loops::Loops,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     homes_changed: Notify,

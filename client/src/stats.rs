@@ -6,6 +6,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use ournet_proto::privacy::MAX_MIX_HOPS;
+
 /// How many recent latency samples are kept.
 pub const LATENCY_SAMPLES: usize = 4096;
 
@@ -46,6 +48,19 @@ pub struct NodeStats {
     pub unreachable_hops: u64,
     /// Cover (DROP) cells sent.
     pub cover_cells: u64,
+    /// Send circuits built, by hop count (index = hops): all 3 unless mixing is on.
+    pub paths_by_hops: [u64; MAX_MIX_HOPS + 1],
+    /// Mix circuits built shorter than drawn (but at least 3 hops) because the directory had
+    /// too few diverse relays for the drawn length.
+    pub short_paths: u64,
+    /// Loop cover messages put on a circuit (mixing with `loop_cover_traffic`).
+    pub loops_sent: u64,
+    /// Loop messages that came back within the return timeout (never handed to the app).
+    pub loops_returned: u64,
+    /// Loop messages not back within the timeout. A rising share of `loops_sent` is the
+    /// Loopix sign of relays dropping this node's traffic; the node logs a warning past
+    /// `LoopCoverConfig::warn_loss_ratio`.
+    pub loops_lost: u64,
 }
 
 /// The live counters behind [`NodeStats`].
@@ -67,6 +82,8 @@ pub(crate) struct Counters {
     pub(crate) maintenance_runs: AtomicU64,
     pub(crate) unreachable_hops: AtomicU64,
     pub(crate) cover_cells: AtomicU64,
+    pub(crate) paths_by_hops: [AtomicU64; MAX_MIX_HOPS + 1],
+    pub(crate) short_paths: AtomicU64,
     latencies: Mutex<VecDeque<Duration>>,
 }
 
@@ -74,6 +91,13 @@ impl Counters {
     /// Adds one to `counter`.
     pub(crate) fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a send circuit of `hops` hops.
+    pub(crate) fn record_path(&self, hops: usize) {
+        if let Some(c) = self.paths_by_hops.get(hops) {
+            Self::bump(c);
+        }
     }
 
     /// Records a send-to-ACK latency, dropping the oldest past [`LATENCY_SAMPLES`].
@@ -111,6 +135,12 @@ impl Counters {
             maintenance_runs: r(&self.maintenance_runs),
             unreachable_hops: r(&self.unreachable_hops),
             cover_cells: r(&self.cover_cells),
+            paths_by_hops: self.paths_by_hops.each_ref().map(r),
+            short_paths: r(&self.short_paths),
+            // Filled in from the loop tracker by `NodeClient::get_stats`.
+            loops_sent: 0,
+            loops_returned: 0,
+            loops_lost: 0,
         }
     }
 }

@@ -18,7 +18,7 @@
 //! | cells (§4, §5) | [`cell`] (layout, header, commands), [`onion`] (per-hop-integrity onion layer and its batch API) |
 //! | circuits (§6-§8) | [`handshake`] (ntor), [`circuit`] (client and relay state machines), [`relay_msg`] (relay messages), [`frag`] (fragmentation), [`flow`] (windows, back pressure) |
 //! | end to end (§10) | [`envelope`] (our binary envelope, ACK tokens) |
-//! | policy | [`qos`] (contribution-based QoS, scheduler weights), [`privacy`] (privacy levels, batching, jitter, constant rate, cover) |
+//! | policy | [`qos`] (contribution-based QoS, scheduler weights), [`privacy`] (privacy levels, batching, jitter, constant rate, cover, mix paths and loops) |
 //! | compatibility | [`reference`](mod@reference) (the Python reference's formats, for interop only) |
 #![forbid(unsafe_code)]
 
@@ -39,7 +39,8 @@ pub mod link;
 pub mod link_msg;
 pub mod onion;
 pub mod pow;
-/// Traffic-analysis mitigations: privacy levels, batching, jitter, constant rate, cover traffic.
+/// Traffic-analysis mitigations: privacy levels, batching, jitter, constant rate, cover traffic,
+/// mix paths and loop cover traffic.
 pub mod privacy;
 /// Contribution-based quality of service: scores, priorities, tiers and scheduler weights.
 pub mod qos;

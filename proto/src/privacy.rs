@@ -9,7 +9,9 @@
 //! * **constant rate** ([`ConstantRateConfig`]): one fixed-size message per time slot, padding
 //!   when there is nothing to send;
 //! * **cover traffic** ([`CoverTrafficConfig`]): dummy messages while idle;
-//! * **mix network** ([`MixNetworkConfig`]): a placeholder with no behaviour, as in the reference.
+//! * **mix network** ([`MixNetworkConfig`]): variable-length send paths (3 to 5 hops, one
+//!   fresh circuit per message) and Loopix-style loop cover traffic ([`loops`]); off in every
+//!   preset, turned on with `config.mix_network.enabled = true`.
 //!
 //! A [`PrivacyLevel`] names a preset of all of them ([`TrafficAnalysisMitigationConfig`]),
 //! [`get_recommended_config`] picks one from three requirements, and
@@ -28,7 +30,7 @@
 //! * Randomness comes from the caller's CSPRNG and time from the caller's `now`; no interval a
 //!   client loop waits on is shorter than [`MIN_SEND_INTERVAL`].
 //!
-//! Implements seed-spec §2.6, §5.19 and §5.20, with the fixes of weakness W35.
+//! Implements seed-spec §2.6, §5.19 and §5.20, with the fixes of weaknesses W35 and W36.
 //!
 //! [`BatchingConfig`]: crate::privacy::BatchingConfig
 //! [`TimingJitterConfig`]: crate::privacy::TimingJitterConfig
@@ -41,6 +43,10 @@
 //! [`TrafficAnalysisMitigationConfig::estimate_latency_overhead`]: crate::privacy::TrafficAnalysisMitigationConfig::estimate_latency_overhead
 //! [`TrafficAnalysisMitigationConfig::validate`]: crate::privacy::TrafficAnalysisMitigationConfig::validate
 //! [`MIN_SEND_INTERVAL`]: crate::privacy::MIN_SEND_INTERVAL
+//! [`MixNetworkConfig::draw_hops`]: crate::privacy::MixNetworkConfig::draw_hops
+//! [`LoopCoverConfig::next_interval`]: crate::privacy::LoopCoverConfig::next_interval
+//! [`LoopTracker`]: crate::privacy::LoopTracker
+//! [`loops`]: crate::privacy::loops
 //! [`ConstantRateConfig::next_send_deadline`]: crate::privacy::ConstantRateConfig::next_send_deadline
 //! [`BatchingConfig::flush_deadline`]: crate::privacy::BatchingConfig::flush_deadline
 //! [`TimingJitterConfig::jitter_delay`]: crate::privacy::TimingJitterConfig::jitter_delay
@@ -50,6 +56,8 @@ mod batching;
 mod constant_rate;
 mod cover;
 mod jitter;
+pub mod loops;
+mod mix;
 mod sampling;
 
 use std::fmt;
@@ -61,6 +69,8 @@ pub use self::batching::BatchingConfig;
 pub use self::constant_rate::{ConstantRateConfig, MAX_CELL_INTERVAL};
 pub use self::cover::CoverTrafficConfig;
 pub use self::jitter::{JitterDistribution, TimingJitterConfig};
+pub use self::loops::{LoopCoverConfig, LoopKey, LoopTracker};
+pub use self::mix::{MAX_MIX_HOPS, MIN_PATH_HOPS, MixNetworkConfig, fit_hops};
 
 /// The shortest interval a constant-rate or cover-traffic schedule ever asks a loop to wait.
 ///
@@ -110,43 +120,6 @@ impl fmt::Display for PrivacyLevel {
     }
 }
 
-/// Mix-network routing (the reference's `MixNetworkConfig`): a placeholder with no behaviour.
-///
-/// The serde form has the reference's field names; missing fields take the defaults below.
-/// The reference's `to_dict` leaves out `loop_cover_traffic` (so it never survives a round
-/// trip); this one writes it, which the reference's `from_dict` ignores.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct MixNetworkConfig {
-    /// Whether messages go through a mix network. Default `false`.
-    pub enabled: bool,
-    /// The mix network's entry point. Default none.
-    pub provider_url: Option<String>,
-    /// Fewest mix hops. Default 3.
-    pub min_hops: u32,
-    /// Most mix hops. Default 5.
-    pub max_hops: u32,
-    /// Whether loop cover traffic is sent through the mix. Default `true`.
-    pub loop_cover_traffic: bool,
-}
-
-impl MixNetworkConfig {
-    /// The reference defaults: disabled, no provider, 3 to 5 hops, loop cover traffic on.
-    pub const DEFAULT: Self = Self {
-        enabled: false,
-        provider_url: None,
-        min_hops: 3,
-        max_hops: 5,
-        loop_cover_traffic: true,
-    };
-}
-
-impl Default for MixNetworkConfig {
-    fn default() -> Self {
-        Self::DEFAULT
-    }
-}
-
 /// Every traffic-analysis mitigation setting of a client, usually one [`PrivacyLevel`]'s preset.
 ///
 /// The serde form is the reference's `to_dict`/`from_dict`: `{privacy_level, batching, jitter,
@@ -164,7 +137,7 @@ pub struct TrafficAnalysisMitigationConfig {
     pub jitter: TimingJitterConfig,
     /// Fixed-schedule sending.
     pub constant_rate: ConstantRateConfig,
-    /// Mix-network placeholder.
+    /// Mix-network routing and loop cover traffic (off in every preset).
     pub mix_network: MixNetworkConfig,
     /// Reserved: adjust settings to network conditions (no behaviour). Default `false`.
     pub adaptive: bool,
@@ -196,7 +169,8 @@ impl TrafficAnalysisMitigationConfig {
     /// | high     | 4 / 8 / 5000, shuffled         | 100–2000 exp.     | off (6/min set)   |
     /// | paranoid | 8 / 16 / 15000, shuffled       | 500–5000 exp.     | 4/min, no burst   |
     ///
-    /// The mix network is off at every level.
+    /// The mix network is off at every level (as in the reference); set
+    /// `mix_network.enabled = true` on the result to turn it on.
     pub const fn from_privacy_level(level: PrivacyLevel) -> Self {
         let (batching, jitter, constant_rate) = match level {
             PrivacyLevel::Low => (
@@ -304,14 +278,7 @@ impl TrafficAnalysisMitigationConfig {
                 messages_per_minute: rate,
             });
         }
-        let m = &self.mix_network;
-        if m.min_hops > m.max_hops {
-            return Err(PrivacyConfigError::MixHops {
-                min_hops: m.min_hops,
-                max_hops: m.max_hops,
-            });
-        }
-        Ok(())
+        self.mix_network.validate()
     }
 }
 
@@ -383,6 +350,31 @@ pub enum PrivacyConfigError {
         /// The configured maximum.
         max_hops: u32,
     },
+    /// The mix-network hop maximum is above what the onion format carries.
+    #[error(
+        "mix max_hops {max_hops} is above the {limit} hops the onion format carries",
+        limit = MAX_MIX_HOPS
+    )]
+    MixHopsAboveOnionLimit {
+        /// The configured maximum.
+        max_hops: u32,
+    },
+    /// The mix-network hop minimum is below the ordinary path, which mixing must not weaken.
+    #[error(
+        "mix min_hops {min_hops} is below the ordinary {path}-hop path",
+        path = MIN_PATH_HOPS
+    )]
+    MixHopsBelowPath {
+        /// The configured minimum.
+        min_hops: u32,
+    },
+    /// A `provider_url` is set: a node's providers are its home relays, so it would be
+    /// ignored.
+    #[error(
+        "mix provider_url is not supported: the node's home relays are its providers; set it \
+         to null"
+    )]
+    MixProvider,
 }
 
 /// A fresh config for three requirements (the reference's `get_recommended_config`).

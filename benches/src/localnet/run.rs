@@ -22,7 +22,7 @@ use super::procs::{Proc, ready_channel, usage};
 use super::render;
 use super::report::{Names, NodeSample, RelaySample, Row, RunMeta, Summary, Tracker};
 use super::signals::{self, Stop};
-use crate::node::mix::{parse_privacy, parse_sizes};
+use crate::node::mix::{mix_config, parse_privacy, parse_sizes};
 use crate::node::stats::PeersLine;
 
 /// How long a node may take to join (discover relays, connect its homes, publish).
@@ -52,6 +52,9 @@ struct Network {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let sizes = parse_sizes(&args.size)?;
     let privacy = parse_privacy(&args.privacy)?;
+    if let Some(hops) = &args.mix_hops {
+        mix_config(privacy, hops)?;
+    }
     if args.relays < 3 {
         bail!("3-hop circuits need at least 3 relays");
     }
@@ -70,7 +73,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         nodes: args.nodes,
         sizes,
         rate_per_node: args.rate,
-        privacy: privacy.as_str().to_owned(),
+        privacy: match &args.mix_hops {
+            Some(hops) => format!("{privacy}, mix {hops} hops"),
+            None => privacy.as_str().to_owned(),
+        },
         profile: if args.debug { "debug" } else { "release" }.to_owned(),
         ..RunMeta::default()
     };
@@ -180,6 +186,9 @@ fn start_node(
         ])
         .arg("--state-dir")
         .arg(dir.join(&name));
+    if let Some(hops) = &args.mix_hops {
+        cmd.args(["--mix-hops", hops]);
+    }
     let (tx, rx) = ready_channel();
     let (feed, on_line) = NodeFeed::new(tx);
     let mut proc = Proc::spawn(&name, cmd, &dir.join(format!("{name}.log")), on_line)?;

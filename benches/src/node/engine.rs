@@ -106,6 +106,9 @@ async fn join(
     config.target_connections = args.homes.max(1);
     config.min_connections = 1;
     config.privacy_level = privacy;
+    if let Some(hops) = &args.mix_hops {
+        config.privacy_config = Some(super::mix::mix_config(privacy, hops)?);
+    }
     config.state_path = Some(args.state_dir.join("node.state"));
     let node = create_node_client(config).context("creating the node")?;
     node.start().await.context("starting the node")?;

@@ -43,6 +43,32 @@ pub fn parse_privacy(text: &str) -> anyhow::Result<ournet_proto::privacy::Privac
         .with_context(|| format!("privacy level {text:?} (low, medium, high or paranoid)"))
 }
 
+/// Parses a mix hop range `MIN-MAX` (`4-5`, or `5` for `5-5`) into the privacy config of
+/// `level` with mixing on over it, validated (3 to 5 hops).
+///
+/// # Errors
+/// A malformed range, or one the privacy config refuses.
+pub fn mix_config(
+    level: ournet_proto::privacy::PrivacyLevel,
+    hops: &str,
+) -> anyhow::Result<ournet_proto::privacy::TrafficAnalysisMitigationConfig> {
+    let (lo, hi) = hops.split_once('-').unwrap_or((hops, hops));
+    let parse = |h: &str| {
+        h.trim()
+            .parse::<u32>()
+            .with_context(|| format!("mix hops {hops:?}"))
+    };
+    let mut config =
+        ournet_proto::privacy::TrafficAnalysisMitigationConfig::from_privacy_level(level);
+    config.mix_network.enabled = true;
+    config.mix_network.min_hops = parse(lo)?;
+    config.mix_network.max_hops = parse(hi)?;
+    config
+        .validate()
+        .with_context(|| format!("mix hops {hops:?}"))?;
+    Ok(config)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,5 +84,12 @@ mod tests {
         assert!(parse_sizes("12x").is_err());
         assert_eq!(parse_privacy("PARANOID").unwrap().as_str(), "paranoid");
         assert!(parse_privacy("max").is_err());
+        let low = ournet_proto::privacy::PrivacyLevel::Low;
+        let m = mix_config(low, "4-5").unwrap().mix_network;
+        assert!(m.enabled && m.min_hops == 4 && m.max_hops == 5);
+        assert_eq!(mix_config(low, "5").unwrap().mix_network.min_hops, 5);
+        assert!(mix_config(low, "3-6").is_err(), "above the onion's 5 hops");
+        assert!(mix_config(low, "5-4").is_err());
+        assert!(mix_config(low, "x").is_err());
     }
 }

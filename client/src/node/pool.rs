@@ -7,6 +7,8 @@
 //! most [`MAX_CIRCUIT_AGE`]: reuse lets the recipient's home relay see that several messages
 //! came on one circuit, so the window is short. A retired circuit closes once no send waits
 //! on it, so a message queued for an offline recipient keeps its way back for the ACK.
+//! With mixing on nothing is pooled: each mix circuit carries one message
+//! ([`SendCircuit::one_shot`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -81,6 +83,12 @@ impl SendCircuit {
         if empty && self.retired.load(Ordering::Acquire) {
             self.close_soon();
         }
+    }
+
+    /// Marks a circuit that is never pooled (a mix path carries one message): it closes once
+    /// the first send registered on it is done.
+    pub(super) fn one_shot(&self) {
+        self.retired.store(true, Ordering::Release);
     }
 
     /// Takes no new messages from now on; closes once nobody waits.

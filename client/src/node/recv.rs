@@ -4,7 +4,8 @@
 //! Exactly once: the (sender, signed message id) pair goes into the de-duplication window
 //! before the message is handed over, and the window is on disk before the ACK leaves. A
 //! sender that gets no ACK retries; the copy is then ACKed again but not handed over twice,
-//! even across a restart. An envelope that does not open is dropped without an ACK.
+//! even across a restart. An envelope that does not open is dropped without an ACK. The
+//! node's own loop cover messages are ACKed and counted, never handed over (`super::loops`).
 
 use std::sync::Arc;
 
@@ -30,6 +31,11 @@ pub(super) async fn on_message(
             return;
         }
     };
+    if super::loops::is_own_loop(inner, &opened) {
+        // Cover: ACKed like any message, but not for the app and not worth a disk write.
+        ack(circ, relay_message_id, opened.ack_token().to_bytes()).await;
+        return;
+    }
     inner.touch();
     let key = SeenKey {
         sender: opened.sender().to_bytes(),
@@ -55,9 +61,14 @@ pub(super) async fn on_message(
         tracing::warn!("not ACKing: state not saved: {e}");
         return;
     }
+    ack(circ, relay_message_id, ack_token).await;
+}
+
+/// Sends the end-to-end ACK back on the circuit the message came on.
+async fn ack(circ: &CircuitHandle, message_id: [u8; 16], ack_token: [u8; 16]) {
     let _ = circ
         .op(CircOp::Ack {
-            message_id: relay_message_id,
+            message_id,
             ack_token,
         })
         .await;

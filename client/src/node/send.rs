@@ -4,7 +4,12 @@
 //!
 //! Every attempt resends the same envelope, so the recipient recognises a copy (and ACKs it
 //! again) and the ACK token stays the one saved. Attempt `n` goes to home `n mod homes`, with
-//! two hops freshly chosen from the directory, so a dead relay is routed around.
+//! the other hops freshly chosen from the directory, so a dead relay is routed around.
+//!
+//! With mixing on (`mix_network.enabled`), each circuit's length is drawn by `proto`
+//! (3 to 5 hops) and every attempt builds its own circuit, closed after it: a pooled circuit
+//! would let the recipient's home link the messages on it. Loop cover messages
+//! (`super::loops`) use the same attempts, minus the journal and the outcome.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,7 +39,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// A send in flight.
 #[derive(Debug)]
-struct Job {
+pub(super) struct Job {
     id: MessageId,
     to: NodeAddress,
     envelope: Vec<u8>,
@@ -43,11 +48,36 @@ struct Job {
     max_retries: u32,
     started: Instant,
     delivered: bool,
+    /// A loop cover message: not counted as delivered or queued.
+    cover: bool,
+}
+
+impl Job {
+    /// A loop message's single attempt (no retries: a loop that does not come back is the
+    /// signal being measured).
+    pub(super) fn cover(
+        id: MessageId,
+        to: NodeAddress,
+        envelope: Vec<u8>,
+        token: AckToken,
+    ) -> Self {
+        Self {
+            id,
+            to,
+            envelope,
+            token,
+            attempts: 1,
+            max_retries: 0,
+            started: Instant::now(),
+            delivered: false,
+            cover: true,
+        }
+    }
 }
 
 /// How one attempt ended.
 #[derive(Debug)]
-enum Attempt {
+pub(super) enum Attempt {
     Acked,
     QueuedNoAck,
     Failed(String),
@@ -68,6 +98,7 @@ pub(super) async fn send_message(
     }
     let now = unix_now();
     to.check_time(now)?;
+    inner.loops.note_size(content.len());
     let id = MessageId(random_bytes());
     let (envelope, token) = encrypt_message_with_ack(
         &mut fresh_rng(),
@@ -100,6 +131,7 @@ pub(super) async fn send_message(
         max_retries,
         started: Instant::now(),
         delivered: false,
+        cover: false,
     };
     inner.spawn(run(inner.clone(), job));
     Ok(id)
@@ -120,6 +152,7 @@ pub(super) fn resume(inner: &Arc<Inner>, p: PendingSend) {
             max_retries: p.max_retries,
             started: Instant::now(),
             delivered: false,
+            cover: false,
         })
     })();
     match job {
@@ -198,7 +231,11 @@ async fn run(inner: Arc<Inner>, mut job: Job) {
 /// node saw unreachable recently (`cooling`), so a recipient's address that still lists a
 /// dead home does not cost every send a failed attempt and a backoff. When every home is
 /// cooling down, the turn's home is tried anyway: the address is all there is.
-fn pick_home<'a>(homes: &'a [PathHop], attempt: u32, cooling: &[String]) -> Option<&'a PathHop> {
+pub(super) fn pick_home<'a>(
+    homes: &'a [PathHop],
+    attempt: u32,
+    cooling: &[String],
+) -> Option<&'a PathHop> {
     let n = homes.len();
     let start = (attempt as usize).saturating_sub(1) % n.max(1);
     let turn = (0..n).map(|i| (start + i) % n);
@@ -224,22 +261,44 @@ fn save_attempts(inner: &Inner, job: &Job) {
 /// One attempt: the pooled circuit to `home` (first attempts only) or a fresh one, the
 /// message, then DELIVERY_STATUS and the ACK.
 async fn attempt(inner: &Arc<Inner>, job: &mut Job, home: &PathHop) -> Attempt {
+    match circuit_for(inner, job, home).await {
+        Ok(sc) => attempt_on(inner, job, home, &sc).await,
+        Err(why) => Attempt::Failed(why),
+    }
+}
+
+/// The circuit for an attempt to `home`: the pooled one for a first attempt, else a fresh one
+/// that joins the pool. With mixing on, always a fresh one of its own, closed once the
+/// attempt is done.
+pub(super) async fn circuit_for(
+    inner: &Arc<Inner>,
+    job: &Job,
+    home: &PathHop,
+) -> Result<SendCircuit, String> {
     let key = home.identity.to_bytes();
-    let reused = if job.attempts == 1 {
-        pool::pooled(inner, key)
+    let mixing = inner.privacy_config().mix_network.enabled;
+    if job.attempts == 1
+        && !mixing
+        && let Some(sc) = pool::pooled(inner, key)
+    {
+        return Ok(sc);
+    }
+    let sc = fresh_circuit(inner, home).await?;
+    if mixing {
+        sc.one_shot();
     } else {
-        None
-    };
-    let sc = match reused {
-        Some(sc) => sc,
-        None => match fresh_circuit(inner, home).await {
-            Ok(sc) => {
-                pool::put(inner, key, sc.clone());
-                sc
-            }
-            Err(why) => return Attempt::Failed(why),
-        },
-    };
+        pool::put(inner, key, sc.clone());
+    }
+    Ok(sc)
+}
+
+/// Sends the job's message on `sc` and waits for DELIVERY_STATUS and the ACK.
+pub(super) async fn attempt_on(
+    inner: &Arc<Inner>,
+    job: &mut Job,
+    home: &PathHop,
+    sc: &SendCircuit,
+) -> Attempt {
     let mut events = sc.register(job.id.0);
     let op = CircOp::Message {
         message_id: job.id.0,
@@ -252,12 +311,13 @@ async fn attempt(inner: &Arc<Inner>, job: &mut Job, home: &PathHop) -> Attempt {
     };
     sc.forget(job.id.0);
     if matches!(result, Attempt::Failed(_)) {
-        pool::evict(inner, key, &sc);
+        pool::evict(inner, home.identity.to_bytes(), sc);
     }
     result
 }
 
-/// Builds a 3-hop circuit ending at `home`, its first two hops fresh from the directory.
+/// Builds a circuit ending at `home` (3 hops, or the length `proto` draws when mixing), its
+/// other hops fresh from the directory.
 ///
 /// When the first hop cannot be dialled, or a relay of the path reports that the next hop is
 /// unreachable, that hop (not the reporter) goes into the node-wide cooldown and one more
@@ -285,8 +345,14 @@ enum BuildError {
     Other(String),
 }
 
-/// One build of a 3-hop path to `home` avoiding every relay in cooldown.
+/// One build of a path to `home` avoiding every relay in cooldown: 3 hops, or with mixing a
+/// length drawn in `min_hops..=max_hops` (shorter, down to 3, when the directory has too few
+/// diverse relays, counted in `short_paths`).
 async fn build_once(inner: &Arc<Inner>, home: &PathHop) -> Result<SendCircuit, BuildError> {
+    let drawn = inner
+        .privacy_config()
+        .mix_network
+        .draw_hops(&mut fresh_rng());
     // Relays that just failed (as a home or a hop) sit out their cooldown.
     let mut exclude = super::home::cooling_down(inner);
     exclude.push(home.identity.to_hex());
@@ -298,7 +364,7 @@ async fn build_once(inner: &Arc<Inner>, home: &PathHop) -> Result<SendCircuit, B
         Ok(c) => shuffled(c),
         Err(e) => return Err(BuildError::Other(format!("directory: {e}"))),
     };
-    let Some(path) = path_to(&candidates, home, inner.settings.diversity) else {
+    let Some(path) = path_to(&candidates, home, inner.settings.diversity, drawn) else {
         return Err(BuildError::Other(
             "no diverse path to the recipient's home".into(),
         ));
@@ -312,7 +378,13 @@ async fn build_once(inner: &Arc<Inner>, home: &PathHop) -> Result<SendCircuit, B
         }
     };
     match link.open_circuit(path.clone()).await {
-        Ok((circ, events)) => Ok(SendCircuit::start(inner, circ, events)),
+        Ok((circ, events)) => {
+            inner.counters.record_path(path.len());
+            if path.len() < drawn {
+                Counters::bump(&inner.counters.short_paths);
+            }
+            Ok(SendCircuit::start(inner, circ, events))
+        }
         Err(ClientError::Unreachable { hop }) if hop < path.len() => {
             // Blame the relay the path could not reach, wherever it is: a dead home is as
             // dead a middle hop for every other send of this node.
@@ -357,13 +429,13 @@ async fn await_ack(
                 if message_id == job.id.0 =>
             {
                 if status == DeliveryStatus::DELIVERED {
-                    if !job.delivered {
-                        job.delivered = true;
+                    if !job.delivered && !job.cover {
                         Counters::bump(&inner.counters.delivered);
                     }
+                    job.delivered = true;
                     deadline = tokio::time::Instant::now() + t.ack;
                 } else if status == DeliveryStatus::QUEUED {
-                    if !queued {
+                    if !queued && !job.cover {
                         Counters::bump(&inner.counters.queued);
                     }
                     queued = true;

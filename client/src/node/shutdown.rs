@@ -21,6 +21,7 @@ use crate::link::driver::CLOSE_FLUSH;
 pub(super) async fn stop(inner: &Arc<Inner>) {
     inner.shutdown.send_replace(true);
     end_tasks(inner).await;
+    inner.loops.abandon();
     inner.lock_homes().clear();
     inner.lock_draining().clear();
     inner.failover_pending.store(false, Ordering::SeqCst);
