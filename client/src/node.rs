@@ -330,21 +330,32 @@ impl NodeClient {
     /// Switches to `level`'s preset at run time: new messages get its batching and jitter, and
     /// every link its pacing (PARANOID: a constant cell rate from now on).
     pub async fn set_privacy_level(&self, level: PrivacyLevel) {
-        self.set_privacy_config(TrafficAnalysisMitigationConfig::from_privacy_level(level))
-            .await;
+        // The presets are valid by construction (proto's privacy tests check each one).
+        let preset = TrafficAnalysisMitigationConfig::from_privacy_level(level);
+        if let Err(e) = self.set_privacy_config(preset).await {
+            tracing::error!("privacy preset {level:?} refused: {e}");
+        }
     }
 
     /// As [`NodeClient::set_privacy_level`], with a config of one's own. Turning
     /// `mix_network.enabled` on makes the next sends take mix paths and starts loop cover
-    /// traffic. A config that fails `validate()` is still taken, read in `proto`'s documented
-    /// clamped way (mix paths stay within 3 to 5 hops); check it first.
-    pub async fn set_privacy_config(&self, config: TrafficAnalysisMitigationConfig) {
+    /// traffic.
+    ///
+    /// # Errors
+    /// [`ClientError::Privacy`] for a config that fails `validate()` (the same check as at
+    /// [`create_node_client`]); the node keeps its current config.
+    pub async fn set_privacy_config(
+        &self,
+        config: TrafficAnalysisMitigationConfig,
+    ) -> Result<(), ClientError> {
+        config.validate()?;
         let pacing = Pacing::for_config(&config);
         *self.inner.privacy.lock().unwrap_or_else(|p| p.into_inner()) = config;
         let links: Vec<LinkHandle> = self.inner.links.lock().await.values().cloned().collect();
         for l in links {
             let _ = l.set_pacing(pacing).await;
         }
+        Ok(())
     }
 }
 

@@ -24,7 +24,7 @@ use ournet_client::{
 use ournet_proto::address::NodeAddress;
 use ournet_proto::keys::{EncryptionKeypair, IdentityKeypair};
 use ournet_proto::privacy::{
-    LoopCoverConfig, MixNetworkConfig, PRIVACY_LOW, PrivacyConfigError,
+    LoopCoverConfig, MixNetworkConfig, PRIVACY_LOW, PrivacyConfigError, PrivacyLevel,
     TrafficAnalysisMitigationConfig,
 };
 use ournet_tests::client::rng;
@@ -176,9 +176,9 @@ async fn mix_paths_deliver_once_with_acks_and_loops_come_back_unseen() {
     assert_eq!(s.short_paths, 0);
 
     // Fresh 3-hop mix circuits, then the default pooled 3-hop circuits: the baselines.
-    alice.set_privacy_config(mixing(3, 3, false)).await;
+    alice.set_privacy_config(mixing(3, 3, false)).await.unwrap();
     let (fresh_ids, fresh_ms) = send_acked(&alice, &to_bob, "fresh").await;
-    alice.set_privacy_config(PRIVACY_LOW).await;
+    alice.set_privacy_config(PRIVACY_LOW).await.unwrap();
     let (pooled_ids, pooled_ms) = send_acked(&alice, &to_bob, "pooled").await;
     assert!(alice.get_stats().paths_by_hops[3] > SENDS as u64);
     report("3 hops, pooled circuit (mixing off)", &pooled_ms);
@@ -198,7 +198,7 @@ async fn mix_paths_deliver_once_with_acks_and_loops_come_back_unseen() {
     assert_eq!(bob.get_stats().received, 3 * SENDS as u64);
 
     // Loops: sent on 4-5-hop circuits, back, counted, never handed to the app.
-    alice.set_privacy_config(mixing(4, 5, true)).await;
+    alice.set_privacy_config(mixing(4, 5, true)).await.unwrap();
     until("five loops back", || alice.get_stats().loops_returned >= 5).await;
     let s = alice.get_stats();
     assert!(s.loops_sent >= s.loops_returned, "{s:?}");
@@ -264,5 +264,28 @@ fn a_mix_config_the_onion_cannot_carry_is_refused() {
     assert!(
         err.to_string().contains("home relays are its providers"),
         "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_mix_config_the_onion_cannot_carry_is_refused_at_run_time_too() {
+    let node = create_node_client(config(Arc::new(StaticDirectory(Vec::new())), 1)).unwrap();
+    node.set_privacy_level(PrivacyLevel::Paranoid).await;
+    let err = node
+        .set_privacy_config(mixing(3, 6, true))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Privacy(PrivacyConfigError::MixHopsAboveOnionLimit { max_hops: 6 })
+        ),
+        "{err}"
+    );
+    // The refused config is at level LOW: the node keeps PARANOID.
+    assert_eq!(
+        node.privacy_level(),
+        PrivacyLevel::Paranoid,
+        "the old config stays"
     );
 }
