@@ -132,6 +132,10 @@ pub struct Relay {
     circuits: Circuits,
     relay_links: HashMap<[u8; 32], ConnId>,
     actions: VecDeque<Action>,
+    /// Bytes queued for sending on all links (output buffers and schedulers): counted per
+    /// RELAY cell on the hot path, recounted exactly at every sweep (control cells are not
+    /// counted in between). The worker cap of `Limits::send_policy` applies to it.
+    send_queued: usize,
     /// Cells of one read, opened together (reused so a batch allocates nothing new).
     in_batch: Vec<ournet_proto::link::channel::InCell>,
     next_sweep: Instant,
@@ -154,6 +158,7 @@ impl Relay {
             circuits: Circuits::default(),
             relay_links: HashMap::new(),
             actions: VecDeque::new(),
+            send_queued: 0,
             in_batch: Vec::new(),
             next_sweep: now + SWEEP_INTERVAL,
             back_pressure: BackPressure::default(),
@@ -244,6 +249,7 @@ impl Relay {
     pub fn take_output(&mut self, id: ConnId, out: &mut BytesMut) {
         if let Some(conn) = self.conns.get_mut(&id) {
             conn.flush_queued = false;
+            self.send_queued = self.send_queued.saturating_sub(conn.outbuf.len());
             if out.is_empty() {
                 std::mem::swap(out, &mut conn.outbuf);
             } else {

@@ -4,7 +4,8 @@
 //! handshake looks at the whole buffer until it completes). Output is sealed cells appended
 //! to `outbuf`, which the backend takes whole. Both are bounded: `inbuf` holds at most one
 //! read plus a partial cell (a handshake longer than [`MAX_HANDSHAKE_BYTES`] is refused),
-//! `outbuf` at most `Limits::conn_out_bytes`.
+//! `outbuf` and the scheduler together at most the link's send cap
+//! (`Limits::send_policy`, checked by the caller before a RELAY cell is queued).
 
 use std::net::IpAddr;
 use std::time::Instant;
@@ -62,8 +63,6 @@ pub(super) struct PendingCreate {
 pub(super) enum QueueError {
     /// The link is not established (or closing).
     NotOpen,
-    /// The link's send queue is at its cap.
-    Full,
     /// Link crypto refused (sequence exhausted).
     Crypto,
 }
@@ -200,23 +199,24 @@ impl Conn {
         CircId::new(self.next_circ_id | high)
     }
 
-    /// Seals `cell` under `header` and queues it, unless the send queue is at `cap`.
+    /// Seals `cell` under `header` and queues it (the caller has checked the send cap).
     pub(super) fn queue_cell(
         &mut self,
         now: Instant,
         header: CellHeader,
         cell: &mut [u8; CELL_LEN],
-        cap: usize,
     ) -> Result<(), QueueError> {
-        if self.outbuf.len() + CELL_LEN > cap {
-            return Err(QueueError::Full);
-        }
         let link = self.link().ok_or(QueueError::NotOpen)?;
         link.channel
             .encode(now, header, cell)
             .map_err(|_| QueueError::Crypto)?;
         self.outbuf.extend_from_slice(cell);
         Ok(())
+    }
+
+    /// Bytes waiting to be sent: the output buffer and the scheduler's queues.
+    pub(super) fn queued_bytes(&self) -> usize {
+        self.outbuf.len() + self.sched.queued_bytes()
     }
 
     /// Queues a link message (CREATE, CREATED, DESTROY). Control cells are not refused for

@@ -32,13 +32,16 @@ fn relay(seed: u64, now: Instant) -> Relay {
 }
 
 fn context(seed: u64, postman: Postman, workers: usize) -> Arc<RelayContext> {
+    context_with(seed, postman, workers, Config::default())
+}
+
+fn context_with(seed: u64, postman: Postman, workers: usize, config: Config) -> Arc<RelayContext> {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let identity = IdentityKeypair::generate(&mut rng);
     let link = ournet_proto::link::LinkIdentity::new(
         IdentityKeypair::from_secret_bytes(&identity.secret_bytes()),
         EncryptionKeypair::generate(&mut rng),
     );
-    let config = Config::default();
     Arc::new(RelayContext {
         keys: RelayKeys {
             identity,
@@ -440,4 +443,81 @@ fn a_congested_link_serves_circuits_by_their_qos_weights_and_starves_none() {
         total[0] >= 900 && total[1] >= 900,
         "everything arrives: {total:?}"
     );
+}
+
+/// Opens `n` circuits on one client link and queues `cells` RELAY cells of each toward the
+/// client (as a middle relay does with backward cells) while the link is not written.
+fn fill_link(r: &mut Relay, n: u32, cells: usize, now: Instant) -> ConnId {
+    let mut rng = ChaCha20Rng::seed_from_u64(31);
+    let (link, mut channel, _) = client_link(r, &mut rng, now);
+    let ids: Vec<CircId> = (1..=n)
+        .map(|i| {
+            let id = 0x8000_0000 | i;
+            circuit_on(r, link, &mut channel, &mut rng, now, id);
+            CircId::new(id).unwrap()
+        })
+        .collect();
+    for _ in 0..cells {
+        for id in &ids {
+            let Some((key, _)) = r.circuits.lookup((link, *id)) else {
+                continue;
+            };
+            let mut cell = [7u8; ournet_proto::cell::CELL_LEN];
+            r.send_relay(now, key, link, *id, &mut cell);
+        }
+    }
+    link
+}
+
+#[test]
+fn a_link_queues_a_full_window_for_each_of_its_circuits_under_the_default_caps() {
+    let now = Instant::now();
+    let mut r = relay(30, now);
+    let window = ournet_proto::flow::CIRCUIT_WINDOW as usize;
+    let link = fill_link(&mut r, 16, window, now);
+    let queued = r.conns[&link].queued_bytes();
+    // 16 windows are about 16 MiB, four times the old fixed 4 MiB cap, and nothing is shed.
+    assert!(
+        queued >= 16 * window * ournet_proto::cell::CELL_LEN,
+        "{queued}"
+    );
+    assert_eq!(r.circuit_count(), 16);
+    assert_eq!(r.metrics.drops(DropKind::MemoryShed), 0);
+    assert_eq!(r.metrics.drops(DropKind::ResourceLimit), 0);
+    assert_eq!(r.send_queued, queued);
+    // Every cell goes out, in full.
+    let mut sent = 0;
+    loop {
+        let out = output(&mut r, link);
+        if out.is_empty() {
+            break;
+        }
+        sent += out.len();
+        r.handle_writable(now, link);
+    }
+    assert!(
+        sent >= queued && r.send_queued == 0,
+        "{sent} {}",
+        r.send_queued
+    );
+}
+
+#[test]
+fn the_worker_cap_bounds_a_link_and_sheds_the_heaviest_circuits() {
+    let now = Instant::now();
+    let mut config = Config::default();
+    config.limits.conn_out_bytes = 1 << 20;
+    config.limits.worker_send_bytes = 4 << 20;
+    let mut r = Relay::new(
+        context_with(32, Postman::new(Vec::new()), 1, config),
+        0,
+        [32; 32],
+        now,
+    );
+    let link = fill_link(&mut r, 16, 1000, now);
+    let queued = r.conns[&link].queued_bytes();
+    assert!(queued <= 4 << 20, "bounded by the worker cap: {queued}");
+    assert!(r.metrics.drops(DropKind::MemoryShed) > 0);
+    assert!(r.circuit_count() < 16, "{}", r.circuit_count());
+    assert!(r.circuit_count() > 0, "only what does not fit is shed");
 }
