@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use ournet_proto::cell::{CELL_LEN, CellCmd, CellHeader, CircId, HEADER_LEN};
 use ournet_proto::circuit::{CircuitError, ForwardAction, RelayCircuit};
-use ournet_proto::link::channel::InCell;
+use ournet_proto::link::channel::OpenedCell;
 use ournet_proto::link_msg::{DestroyReason, LinkMsg};
 
 use super::circuits::Dir;
@@ -18,7 +18,7 @@ use crate::metrics::{self, DropKind};
 
 impl Relay {
     /// Handles one opened cell from link `id`.
-    pub(super) fn on_cell(&mut self, now: Instant, id: ConnId, mut cell: InCell) {
+    pub(super) fn on_cell(&mut self, now: Instant, id: ConnId, mut cell: OpenedCell<'_>) {
         let cmd = cell.header.cmd;
         if cmd == CellCmd::PADDING {
             return;
@@ -34,7 +34,7 @@ impl Relay {
         }
     }
 
-    fn on_create(&mut self, now: Instant, id: ConnId, circ_id: CircId, cell: &InCell) {
+    fn on_create(&mut self, now: Instant, id: ConnId, circ_id: CircId, cell: &OpenedCell<'_>) {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
@@ -72,7 +72,7 @@ impl Relay {
     fn accept_create(
         &mut self,
         id: ConnId,
-        cell: &InCell,
+        cell: &OpenedCell<'_>,
     ) -> Result<(RelayCircuit, Vec<u8>), CircuitError> {
         let binding = match self.conns.get_mut(&id).and_then(|c| c.link()) {
             Some(link) => link.binding,
@@ -118,7 +118,7 @@ impl Relay {
         self.want_flush(id);
     }
 
-    fn on_created(&mut self, now: Instant, id: ConnId, circ_id: CircId, cell: &InCell) {
+    fn on_created(&mut self, now: Instant, id: ConnId, circ_id: CircId, cell: &OpenedCell<'_>) {
         let Some((key, Dir::Backward)) = self.circuits.lookup((id, circ_id)) else {
             self.metrics.count_drop(DropKind::UnknownCircuit);
             return;
@@ -136,7 +136,7 @@ impl Relay {
         }
     }
 
-    fn on_relay(&mut self, now: Instant, id: ConnId, circ_id: CircId, cell: &mut InCell) {
+    fn on_relay(&mut self, now: Instant, id: ConnId, circ_id: CircId, cell: &mut OpenedCell<'_>) {
         let Some((key, dir)) = self.circuits.lookup((id, circ_id)) else {
             self.metrics.count_drop(DropKind::UnknownCircuit);
             return;
@@ -160,10 +160,7 @@ impl Relay {
         let Some((out, out_id)) = next else {
             return;
         };
-        let Ok(array) = <&mut [u8; CELL_LEN]>::try_from(&mut cell.cell[..]) else {
-            return;
-        };
-        self.send_relay(now, key, out, out_id, array);
+        self.send_relay(now, key, out, out_id, cell.cell);
     }
 
     /// Seals and queues a RELAY cell on `(out, out_id)`: straight into the link's output while
@@ -283,7 +280,7 @@ impl Relay {
         }
     }
 
-    fn on_destroy(&mut self, now: Instant, id: ConnId, circ_id: CircId, cell: &InCell) {
+    fn on_destroy(&mut self, now: Instant, id: ConnId, circ_id: CircId, cell: &OpenedCell<'_>) {
         let Some((key, _)) = self.circuits.lookup((id, circ_id)) else {
             return;
         };

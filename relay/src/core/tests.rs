@@ -521,3 +521,71 @@ fn the_worker_cap_bounds_a_link_and_sheds_the_heaviest_circuits() {
     assert!(r.circuit_count() < 16, "{}", r.circuit_count());
     assert!(r.circuit_count() > 0, "only what does not fit is shed");
 }
+
+#[test]
+fn cells_peeled_in_a_lent_buffer_are_handled_whatever_the_read_boundaries() {
+    use ournet_proto::circuit::ClientEvent;
+
+    let now = Instant::now();
+    let mut r = relay(40, now);
+    let mut rng = ChaCha20Rng::seed_from_u64(41);
+    let (link, mut channel, _) = client_link(&mut r, &mut rng, now);
+    let mut circ = circuit_on(&mut r, link, &mut channel, &mut rng, now, 0x8000_0001);
+    for n in 0..60 {
+        circ.send_ping(n).unwrap();
+    }
+    // The whole stream of sealed cells, as the socket would deliver it.
+    let mut stream = Vec::new();
+    let mut body = [0u8; ournet_proto::cell::BODY_LEN];
+    while circ.poll_forward(&mut rng, &mut body).unwrap() {
+        let mut cell = [0u8; ournet_proto::cell::CELL_LEN];
+        cell[ournet_proto::cell::HEADER_LEN..].copy_from_slice(&body);
+        let header = ournet_proto::cell::CellHeader {
+            circ_id: CircId::new(0x8000_0001),
+            cmd: ournet_proto::cell::CellCmd::RELAY,
+        };
+        channel.encode(now, header, &mut cell).unwrap();
+        stream.extend_from_slice(&cell);
+    }
+    // Reads that end mid-header, mid-body, on a boundary, and span several cells.
+    let sizes = [1usize, 15, 1008, 1024, 3000, 7, 2048, 5121, 333];
+    let mut rest = &mut stream[..];
+    for size in sizes.iter().cycle() {
+        if rest.is_empty() {
+            break;
+        }
+        let (read, tail) = rest.split_at_mut((*size).min(rest.len()));
+        r.handle_input_mut(now, link, read);
+        rest = tail;
+    }
+    assert!(r.conns[&link].inbuf.is_empty());
+    let mut out = output(&mut r, link);
+    while let Some(mut cell) = channel.decode(now, &mut out).unwrap() {
+        circ.handle_backward(&mut rng, cell.body_mut()).unwrap();
+    }
+    let pongs: Vec<u64> = std::iter::from_fn(|| circ.poll_event())
+        .filter_map(|e| match e {
+            ClientEvent::Pong(n) => Some(n),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(pongs, (0..60).collect::<Vec<_>>());
+    assert_eq!(r.metrics.drops(DropKind::LinkForged), 0);
+}
+
+#[test]
+fn a_forged_cell_in_a_lent_buffer_closes_the_link() {
+    let now = Instant::now();
+    let mut r = relay(42, now);
+    let mut rng = ChaCha20Rng::seed_from_u64(43);
+    let (link, mut channel, _) = client_link(&mut r, &mut rng, now);
+    let msg = LinkMsg::Destroy(ournet_proto::link_msg::DestroyReason(1));
+    let mut stream = Vec::new();
+    for i in 1..=3 {
+        stream.extend_from_slice(&channel.encode_msg(now, CircId::new(i), &msg).unwrap());
+    }
+    stream[ournet_proto::cell::CELL_LEN + 2] ^= 0x40;
+    r.handle_input_mut(now, link, &mut stream);
+    assert!(actions(&mut r).contains(&Action::Close(link)));
+    assert_eq!(r.metrics.drops(DropKind::LinkForged), 1);
+}
