@@ -375,7 +375,7 @@ fn send_forward(
 ) {
     let mut body = [0u8; ournet_proto::cell::BODY_LEN];
     while circ.poll_forward(rng, &mut body).unwrap() {
-        let mut cell = [0u8; ournet_proto::cell::CELL_LEN];
+        let mut cell = [0u8; CELL_LEN];
         cell[ournet_proto::cell::HEADER_LEN..].copy_from_slice(&body);
         let header = ournet_proto::cell::CellHeader {
             circ_id: CircId::new(id),
@@ -462,7 +462,7 @@ fn fill_link(r: &mut Relay, n: u32, cells: usize, now: Instant) -> ConnId {
             let Some((key, _)) = r.circuits.lookup((link, *id)) else {
                 continue;
             };
-            let mut cell = [7u8; ournet_proto::cell::CELL_LEN];
+            let mut cell = [7u8; CELL_LEN];
             r.send_relay(now, key, link, *id, &mut cell);
         }
     }
@@ -477,10 +477,7 @@ fn a_link_queues_a_full_window_for_each_of_its_circuits_under_the_default_caps()
     let link = fill_link(&mut r, 16, window, now);
     let queued = r.conns[&link].queued_bytes();
     // 16 windows are about 16 MiB, four times the old fixed 4 MiB cap, and nothing is shed.
-    assert!(
-        queued >= 16 * window * ournet_proto::cell::CELL_LEN,
-        "{queued}"
-    );
+    assert!(queued >= 16 * window * CELL_LEN, "{queued}");
     assert_eq!(r.circuit_count(), 16);
     assert_eq!(r.metrics.drops(DropKind::MemoryShed), 0);
     assert_eq!(r.metrics.drops(DropKind::ResourceLimit), 0);
@@ -538,7 +535,7 @@ fn cells_peeled_in_a_lent_buffer_are_handled_whatever_the_read_boundaries() {
     let mut stream = Vec::new();
     let mut body = [0u8; ournet_proto::cell::BODY_LEN];
     while circ.poll_forward(&mut rng, &mut body).unwrap() {
-        let mut cell = [0u8; ournet_proto::cell::CELL_LEN];
+        let mut cell = [0u8; CELL_LEN];
         cell[ournet_proto::cell::HEADER_LEN..].copy_from_slice(&body);
         let header = ournet_proto::cell::CellHeader {
             circ_id: CircId::new(0x8000_0001),
@@ -584,7 +581,7 @@ fn a_forged_cell_in_a_lent_buffer_closes_the_link() {
     for i in 1..=3 {
         stream.extend_from_slice(&channel.encode_msg(now, CircId::new(i), &msg).unwrap());
     }
-    stream[ournet_proto::cell::CELL_LEN + 2] ^= 0x40;
+    stream[CELL_LEN + 2] ^= 0x40;
     r.handle_input_mut(now, link, &mut stream);
     assert!(actions(&mut r).contains(&Action::Close(link)));
     assert_eq!(r.metrics.drops(DropKind::LinkForged), 1);
