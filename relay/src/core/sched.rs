@@ -32,8 +32,6 @@ pub(super) const MAX_CELLS_PER_CIRCUIT: usize = CIRCUIT_QUEUE_CELLS;
 pub(super) const ORIGIN_BURST_CELLS: usize = 512;
 /// Recycled cell buffers kept per link.
 const MAX_SPARE: usize = 256;
-/// Queue slots a circuit keeps while it has no cell queued.
-const DRAINED_CAPACITY: usize = 64;
 
 type CellBuf = Box<[u8; CELL_LEN]>;
 
@@ -81,21 +79,15 @@ impl LinkSched {
     ) -> Result<(), CircuitFull> {
         let q = self.queues.entry(key).or_insert_with(|| CircQueue {
             circ_id,
-            weight: 1,
+            weight: weight.max(1),
             deficit: 0,
             cells: VecDeque::new(),
         });
         if q.cells.len() >= MAX_CELLS_PER_CIRCUIT {
             return Err(CircuitFull);
         }
-        q.weight = weight.max(1);
-        let buf = match self.spare.pop() {
-            Some(mut buf) => {
-                buf.copy_from_slice(cell);
-                buf
-            }
-            None => Box::new(*cell),
-        };
+        let mut buf = self.spare.pop().unwrap_or_else(|| Box::new([0; CELL_LEN]));
+        buf.copy_from_slice(cell);
         if q.cells.is_empty() {
             self.ring.push_back(key);
         }
@@ -118,22 +110,15 @@ impl LinkSched {
             }
             let Some(cell) = q.cells.pop_front() else {
                 self.ring.pop_front();
-                q.deficit = 0;
+                self.queues.remove(&key);
                 continue;
             };
             q.deficit -= 1;
             let circ_id = q.circ_id;
             self.cells -= 1;
             if q.cells.is_empty() {
-                // The entry stays until its circuit goes ([`LinkSched::remove`]): a busy
-                // circuit's queue empties and refills many times a second, and re-creating it
-                // each time cost a hash insert, a removal and an allocation (`perf`, bulk
-                // over 16 circuits). A large drained queue gives its memory back.
                 self.ring.pop_front();
-                q.deficit = 0;
-                if q.cells.capacity() > DRAINED_CAPACITY {
-                    q.cells.shrink_to(DRAINED_CAPACITY);
-                }
+                self.queues.remove(&key);
             } else if q.deficit == 0 {
                 self.ring.rotate_left(1);
             }
@@ -163,11 +148,10 @@ impl LinkSched {
         self.queues.get(&key).map_or(0, |q| q.cells.len())
     }
 
-    /// The circuit with the most cells queued (`None` when none has any).
+    /// The circuit with the most cells queued.
     pub(super) fn heaviest(&self) -> Option<CircKey> {
         self.queues
             .iter()
-            .filter(|(_, q)| !q.cells.is_empty())
             .max_by_key(|(_, q)| q.cells.len())
             .map(|(k, _)| *k)
     }
@@ -237,12 +221,5 @@ mod tests {
         assert_eq!(s.queued_bytes(), CELL_LEN);
         assert_eq!(s.pop().map(|(c, _)| c), Some(id(2)));
         assert!(s.pop().is_none() && s.is_idle());
-        assert_eq!(s.heaviest(), None, "a drained queue is nobody's to shed");
-        // A drained circuit's queue is kept, and takes cells again at its new weight.
-        s.push(CircKey(2), id(2), 9, &cell(3)).unwrap();
-        assert_eq!(s.queues[&CircKey(2)].weight, 9);
-        assert_eq!(s.pop().map(|(c, b)| (c, b[0])), Some((id(2), 3)));
-        assert_eq!(s.remove(CircKey(2)), 0);
-        assert!(s.queues.is_empty());
     }
 }
