@@ -23,6 +23,8 @@
 use std::time::Instant;
 
 use criterion::{BatchSize, Criterion, Throughput, black_box, criterion_group, criterion_main};
+use curve25519_dalek::montgomery::MontgomeryPoint;
+use curve25519_dalek::scalar::Scalar;
 use ournet_proto::handshake::{ClientHandshake, ClientHello, RelayReply, relay_handshake};
 use ournet_proto::link::{LinkIdentity, LinkInitiator, LinkResponder};
 use ournet_proto::{EncryptionKeypair, IdentityKeypair};
@@ -59,6 +61,29 @@ impl Relay {
     }
 }
 
+/// X25519(`secret`, `peer`) computed on the Edwards curve: `None` for a `peer` that is not on
+/// the curve (on its twist), where the ladder would still answer.
+fn x25519_via_edwards(secret: &[u8; 32], peer: &[u8; 32]) -> Option<[u8; 32]> {
+    let point = MontgomeryPoint(*peer).to_edwards(0)?.mul_by_cofactor();
+    Some((point * clamped_div8(secret)).to_montgomery().to_bytes())
+}
+
+/// The clamped X25519 scalar divided by the cofactor 8, reduced: a clamped scalar is a
+/// multiple of 8, so `s * P = (s / 8) * (8 * P)`, and `8 * P` has prime order, where
+/// reducing the scalar is exact whatever torsion `P` carries.
+fn clamped_div8(secret: &[u8; 32]) -> Scalar {
+    let mut s = *secret;
+    s[0] &= 248;
+    s[31] &= 127;
+    s[31] |= 64;
+    let mut div = [0u8; 32];
+    for i in 0..32 {
+        let next = s.get(i + 1).copied().unwrap_or(0);
+        div[i] = (s[i] >> 3) | (next << 5);
+    }
+    Scalar::from_bytes_mod_order(div)
+}
+
 /// The handshakes' `now`: only deadlines are computed from it, no time is read back.
 #[expect(
     clippy::disallowed_methods,
@@ -79,6 +104,41 @@ fn handshake(c: &mut Criterion) {
     group.bench_function("x25519_diffie_hellman (raw)", |b| {
         b.iter(|| black_box(&secret).diffie_hellman(black_box(&peer)));
     });
+    // The candidate for the relay side: the same X25519 through dalek's Edwards arithmetic,
+    // whose variable-base multiplication has a vectorized (AVX2) backend picked at run time,
+    // where the Montgomery ladder above is serial. Checked equal before it is timed.
+    let secret_bytes = secret.to_bytes();
+    let via_edwards = x25519_via_edwards(&secret_bytes, peer.as_bytes());
+    assert_eq!(via_edwards, Some(secret.diffie_hellman(&peer).to_bytes()));
+    group.bench_function("x25519_diffie_hellman via Edwards (candidate)", |b| {
+        b.iter(|| x25519_via_edwards(black_box(&secret_bytes), black_box(peer.as_bytes())));
+    });
+    let onion = StaticSecret::random_from_rng(&mut rng);
+    let onion_bytes = onion.to_bytes();
+    group.bench_function("x25519 two DH with one peer point, ladder", |b| {
+        b.iter(|| {
+            (
+                black_box(&secret).diffie_hellman(black_box(&peer)),
+                black_box(&onion).diffie_hellman(black_box(&peer)),
+            )
+        });
+    });
+    group.bench_function(
+        "x25519 two DH with one peer point, Edwards (candidate)",
+        |b| {
+            b.iter(|| {
+                let point = MontgomeryPoint(*black_box(peer.as_bytes()))
+                    .to_edwards(0)
+                    .map(|p| p.mul_by_cofactor());
+                point.map(|p| {
+                    (
+                        (p * clamped_div8(black_box(&secret_bytes))).to_montgomery(),
+                        (p * clamped_div8(black_box(&onion_bytes))).to_montgomery(),
+                    )
+                })
+            });
+        },
+    );
     group.bench_function("x25519_keygen (raw)", |b| {
         b.iter(|| PublicKey::from(&StaticSecret::random_from_rng(&mut rng)));
     });

@@ -9,11 +9,26 @@
 //! **Back pressure** (spec §5.16, fixing W30): a relay's load is `0.7 x connection load + 0.3 x
 //! queue load`, each term capped at 100 %, evaluated whenever either changes; it switches on
 //! at 80 % and off at 60 % (hysteresis).
+//!
+//! **Send queues** ([`SendQueuePolicy`]): a relay link may queue what the windows of the
+//! circuits on it allow to be in flight ([`CIRCUIT_QUEUE_CELLS`] each) plus a floor (sealed
+//! cells already on their way out, of circuits that may be gone, and control cells), and
+//! never more than the worker's cap for all of its links together. A fixed per-link
+//! cap either wastes memory on quiet links or sheds well-behaved circuits on a busy one: 16
+//! circuits at full window on one relay-to-relay link need about 17 MB, which a 4 MiB cap
+//! refused as soon as the next hop lagged.
+
+use crate::cell::CELL_LEN;
 
 /// Cells a sender may have in flight on one circuit before it needs a SENDME.
 pub const CIRCUIT_WINDOW: u32 = 1000;
 /// Cells one SENDME acknowledges.
 pub const SENDME_INCREMENT: u32 = 100;
+
+/// Cells one circuit may have queued on one link: its window plus room for the SENDMEs and
+/// control messages that travel outside the window. A circuit with more queued is ignoring
+/// flow control (or its endpoint is originating past its own window).
+pub const CIRCUIT_QUEUE_CELLS: usize = CIRCUIT_WINDOW as usize + 64;
 
 /// A flow-control violation by the peer: destroy the circuit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -155,6 +170,65 @@ impl BackPressure {
     }
 }
 
+/// How much one link, and all links of one worker, may queue for sending (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendQueuePolicy {
+    /// Bytes any open link may queue beyond its circuits' windows (and so however few
+    /// circuits it carries).
+    pub link_floor: usize,
+    /// Bytes all links of one worker may queue together; also the most one link may queue.
+    pub worker_cap: usize,
+}
+
+/// Why a cell may not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendQueueFull {
+    /// The link holds what its circuits' windows allow: some circuit on it is over its share.
+    #[error("link send queue full")]
+    Link,
+    /// The worker's links together hold its cap.
+    #[error("worker send queues full")]
+    Worker,
+}
+
+impl SendQueuePolicy {
+    /// The cap of a link carrying `circuits` circuits: [`SendQueuePolicy::link_floor`] plus
+    /// their windows' worth of cells, at most [`SendQueuePolicy::worker_cap`] (or the floor
+    /// when that is larger).
+    ///
+    /// The floor is added, not a minimum: a link's output holds sealed cells of circuits
+    /// already destroyed, and if those counted against the windows of the circuits left, one
+    /// shed circuit would lower the cap under what is queued and shed the next, and so on.
+    pub fn link_cap(&self, circuits: usize) -> usize {
+        let windows = circuits.saturating_mul(CIRCUIT_QUEUE_CELLS * CELL_LEN);
+        let cap = self.worker_cap.max(self.link_floor);
+        windows.saturating_add(self.link_floor).min(cap)
+    }
+
+    /// Whether `len` more bytes may be queued on a link that holds `link_queued` bytes for
+    /// `circuits` circuits, in a worker whose links hold `worker_queued` bytes.
+    ///
+    /// # Errors
+    /// [`SendQueueFull`]: which cap it would pass. The adapter sheds the heaviest circuit of
+    /// the link (the one most over its window share) rather than the cell's own.
+    pub fn admit(
+        &self,
+        link_queued: usize,
+        circuits: usize,
+        worker_queued: usize,
+        len: usize,
+    ) -> Result<(), SendQueueFull> {
+        if link_queued.saturating_add(len) > self.link_cap(circuits) {
+            return Err(SendQueueFull::Link);
+        }
+        if worker_queued.saturating_add(len) > self.worker_cap {
+            return Err(SendQueueFull::Worker);
+        }
+        Ok(())
+    }
+}
+
 /// A relay's load in percent: `0.7 x connections/max + 0.3 x queued/max`, each term capped at
 /// 100 % and 0 when its maximum is 0.
 pub fn load_pct(
@@ -218,6 +292,60 @@ mod tests {
             "W30: capped"
         );
         assert_eq!(load_pct(5, 0, 5, 0), 0.0);
+    }
+
+    #[test]
+    fn a_link_queues_its_circuits_windows_between_the_floor_and_the_worker_cap() {
+        let p = SendQueuePolicy {
+            link_floor: 4 << 20,
+            worker_cap: 256 << 20,
+        };
+        let window = CIRCUIT_QUEUE_CELLS * CELL_LEN;
+        assert_eq!(p.link_cap(0), 4 << 20, "an idle link still gets its floor");
+        assert_eq!(p.link_cap(3), (4 << 20) + 3 * window);
+        assert_eq!(
+            p.link_cap(16),
+            (4 << 20) + 16 * window,
+            "16 full windows fit: no shedding"
+        );
+        assert!(p.link_cap(16) > 16 * CIRCUIT_WINDOW as usize * CELL_LEN);
+        assert_eq!(p.link_cap(4096), 256 << 20, "bounded by the worker cap");
+        assert_eq!(p.link_cap(usize::MAX), 256 << 20, "no overflow");
+        // A floor above the worker cap wins (a misconfiguration must not make links useless).
+        let odd = SendQueuePolicy {
+            link_floor: 8 << 20,
+            worker_cap: 1 << 20,
+        };
+        assert_eq!(odd.link_cap(100), 8 << 20);
+    }
+
+    #[test]
+    fn admission_names_the_cap_it_would_pass() {
+        let p = SendQueuePolicy {
+            link_floor: 4 * CELL_LEN,
+            worker_cap: 10 * CIRCUIT_QUEUE_CELLS * CELL_LEN,
+        };
+        assert_eq!(p.admit(3 * CELL_LEN, 0, 0, CELL_LEN), Ok(()));
+        assert_eq!(
+            p.admit(4 * CELL_LEN, 0, 0, CELL_LEN),
+            Err(SendQueueFull::Link)
+        );
+        let one = CIRCUIT_QUEUE_CELLS * CELL_LEN;
+        let floor = 4 * CELL_LEN;
+        assert_eq!(p.admit(floor + one - CELL_LEN, 1, 0, CELL_LEN), Ok(()));
+        assert_eq!(
+            p.admit(floor + one, 1, 0, CELL_LEN),
+            Err(SendQueueFull::Link)
+        );
+        assert_eq!(
+            p.admit(0, 2, p.worker_cap, CELL_LEN),
+            Err(SendQueueFull::Worker),
+            "a link under its own cap still stops at the worker's"
+        );
+        assert_eq!(
+            p.admit(usize::MAX, 1, 0, CELL_LEN),
+            Err(SendQueueFull::Link)
+        );
     }
 
     #[test]

@@ -137,8 +137,14 @@ pub struct Limits {
     pub max_circuits_per_conn: usize,
     /// Circuits per worker.
     pub max_circuits_per_worker: usize,
-    /// Bytes queued for sending on one link; a circuit whose cell does not fit is destroyed.
+    /// Bytes any link may queue for sending beyond its circuits' windows: a link's cap is
+    /// this plus a flow-control window per circuit on it
+    /// (`ournet_proto::flow::SendQueuePolicy`), up to `worker_send_bytes`. Past its cap the
+    /// link's heaviest circuit is destroyed.
     pub conn_out_bytes: usize,
+    /// Bytes all links of one worker may queue for sending together (and the most one link
+    /// may queue).
+    pub worker_send_bytes: usize,
     /// Bytes buffered by the circuits of one worker; past it the heaviest are destroyed first.
     pub worker_memory_bytes: usize,
     /// ACK routes remembered (message id to sender circuit), all workers together.
@@ -161,6 +167,7 @@ impl Default for Limits {
             max_circuits_per_conn: 4096,
             max_circuits_per_worker: 200_000,
             conn_out_bytes: 4 << 20,
+            worker_send_bytes: 256 << 20,
             worker_memory_bytes: 512 << 20,
             max_ack_routes: 100_000,
             max_pending_creates: 1024,
@@ -170,6 +177,15 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// The send-queue caps of links and of the worker, from `conn_out_bytes` and
+    /// `worker_send_bytes`.
+    pub fn send_policy(&self) -> ournet_proto::flow::SendQueuePolicy {
+        ournet_proto::flow::SendQueuePolicy {
+            link_floor: self.conn_out_bytes,
+            worker_cap: self.worker_send_bytes,
+        }
+    }
+
     /// Bytes one worker's send queues may hold before its queue load reads 100 %
     /// (`ournet_proto::flow::load_pct`): sixteen full links.
     pub fn worker_queue_budget(&self) -> usize {

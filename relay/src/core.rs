@@ -29,6 +29,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use ournet_proto::cell::CELL_LEN;
 use ournet_proto::flow::BackPressure;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -132,8 +133,13 @@ pub struct Relay {
     circuits: Circuits,
     relay_links: HashMap<[u8; 32], ConnId>,
     actions: VecDeque<Action>,
-    /// Cells of one read, opened together (reused so a batch allocates nothing new).
-    in_batch: Vec<ournet_proto::link::channel::InCell>,
+    /// Bytes queued for sending on all links (output buffers and schedulers): counted per
+    /// RELAY cell on the hot path, recounted exactly at every sweep (control cells are not
+    /// counted in between). The worker cap of `Limits::send_policy` applies to it.
+    send_queued: usize,
+    /// Headers of the cells of one read, opened together (reused so a batch allocates
+    /// nothing new).
+    in_headers: Vec<ournet_proto::cell::CellHeader>,
     next_sweep: Instant,
     back_pressure: BackPressure,
     draining: Option<Instant>,
@@ -154,7 +160,8 @@ impl Relay {
             circuits: Circuits::default(),
             relay_links: HashMap::new(),
             actions: VecDeque::new(),
-            in_batch: Vec::new(),
+            send_queued: 0,
+            in_headers: Vec::new(),
             next_sweep: now + SWEEP_INTERVAL,
             back_pressure: BackPressure::default(),
             draining: None,
@@ -197,6 +204,37 @@ impl Relay {
         }
         conn.inbuf.extend_from_slice(data);
         self.process_input(now, id);
+    }
+
+    /// Bytes arrived on `id` in a buffer the backend lends until this returns (its receive
+    /// buffer): whole cells are opened and peeled where they lie, and a peeled cell is copied
+    /// once, into the next link's output. Only a partial cell at either end of `data` (and
+    /// everything before the link handshake completes) is copied into the link's input
+    /// buffer. Same effect as [`Relay::handle_input`], one copy fewer per cell.
+    pub fn handle_input_mut(&mut self, now: Instant, id: ConnId, data: &mut [u8]) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if conn.closing || !conn.link_is_open() || conn.inbuf.len() >= CELL_LEN {
+            return self.handle_input(now, id, data);
+        }
+        let mut rest = data;
+        if !conn.inbuf.is_empty() {
+            let need = (CELL_LEN - conn.inbuf.len()).min(rest.len());
+            let (head, tail) = rest.split_at_mut(need);
+            conn.inbuf.extend_from_slice(head);
+            rest = tail;
+            self.process_input(now, id);
+        }
+        let (cells, tail) = rest.as_chunks_mut::<CELL_LEN>();
+        if !cells.is_empty() {
+            self.handle_cells(now, id, cells);
+        }
+        if let Some(conn) = self.conns.get_mut(&id)
+            && !conn.closing
+        {
+            conn.inbuf.extend_from_slice(tail);
+        }
     }
 
     /// The socket of `id` took everything [`Relay::take_output`] gave: circuits that were
@@ -244,6 +282,7 @@ impl Relay {
     pub fn take_output(&mut self, id: ConnId, out: &mut BytesMut) {
         if let Some(conn) = self.conns.get_mut(&id) {
             conn.flush_queued = false;
+            self.send_queued = self.send_queued.saturating_sub(conn.outbuf.len());
             if out.is_empty() {
                 std::mem::swap(out, &mut conn.outbuf);
             } else {

@@ -16,9 +16,10 @@ use ournet_proto::keys::{EncryptionPublicKey, IdentityPublicKey};
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The limits a load run needs lifted: the defaults are Tor's per-IP creation rate, which a
-/// single load generator on 127.0.0.1 would hit at once, and a 4 MiB send cap per link, which
-/// 16 circuits at full window (1000 cells each) sharing one relay-to-relay link exceed, so the
-/// relay sheds circuits (RESOURCE_LIMIT) as soon as the next hop lags.
+/// single load generator on 127.0.0.1 would hit at once, and per-IP connection and per-link
+/// circuit caps. The send caps stay at their defaults: a link's cap grows with the windows
+/// of its circuits (`ournet_proto::flow::SendQueuePolicy`), so 16 circuits at full window on
+/// one relay-to-relay link fit.
 const BENCH_CONFIG: &str = r#"
 [limits]
 circuit_rate_per_sec = 1000000000.0
@@ -27,7 +28,6 @@ max_connections_per_ip = 10000
 max_circuits_per_conn = 200000
 max_circuits_per_worker = 400000
 max_pending_creates = 65536
-conn_out_bytes = 67108864
 worker_memory_bytes = 4294967296
 extend_to_private = true
 "#;

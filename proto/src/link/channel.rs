@@ -59,6 +59,47 @@ impl InCell {
     }
 }
 
+impl InCell {
+    /// The same cell as an [`OpenedCell`] (the view in-place readers get).
+    pub fn opened(&mut self) -> Option<OpenedCell<'_>> {
+        let cell = <&mut [u8; CELL_LEN]>::try_from(&mut self.cell[..]).ok()?;
+        Some(OpenedCell {
+            header: self.header,
+            cell,
+        })
+    }
+}
+
+/// A received cell opened where it lies, in a buffer the adapter owns
+/// ([`Channel::open_in_place`]): onion layers are then peeled in that buffer too, and the
+/// cell is copied only into the next link's output.
+#[derive(Debug)]
+pub struct OpenedCell<'a> {
+    /// Its header.
+    pub header: CellHeader,
+    /// The whole cell, as [`InCell::cell`].
+    pub cell: &'a mut [u8; CELL_LEN],
+}
+
+impl OpenedCell<'_> {
+    /// The body (an onion body for RELAY cells).
+    pub fn body_mut(&mut self) -> &mut [u8] {
+        self.cell.get_mut(HEADER_LEN..).unwrap_or_default()
+    }
+
+    /// The link message of a non-RELAY cell.
+    ///
+    /// # Errors
+    /// [`crate::codec::DecodeError`] for a RELAY cell or a malformed message.
+    pub fn link_msg(&self) -> Result<LinkMsg<'_>, crate::codec::DecodeError> {
+        let msg = self
+            .cell
+            .get(HEADER_LEN..HEADER_LEN + LINK_MSG_LEN)
+            .unwrap_or_default();
+        LinkMsg::decode(self.header.cmd, msg)
+    }
+}
+
 /// An established link.
 #[derive(Debug)]
 pub struct Channel {
@@ -126,6 +167,29 @@ impl Channel {
             header,
             cell: batch.split_to(CELL_LEN),
         }));
+        result.map_err(|(_, e)| e)?;
+        Ok(opened)
+    }
+
+    /// Opens whole cells where they lie (an adapter's receive buffer), their headers in one
+    /// batch as [`Channel::decode_batch`] does, and appends the headers to `headers`: cell
+    /// `i` of `cells` has header `headers[start + i]`. Returns how many were opened.
+    ///
+    /// # Errors
+    /// [`LinkError`] for the first bad cell: close the link. The cells before it are opened
+    /// and their headers in `headers`.
+    pub fn open_in_place(
+        &mut self,
+        now: Instant,
+        cells: &mut [[u8; CELL_LEN]],
+        headers: &mut Vec<CellHeader>,
+    ) -> Result<usize, LinkError> {
+        let before = headers.len();
+        let result = self.crypto.open_batch(cells, headers);
+        let opened = headers.len() - before;
+        if opened > 0 {
+            self.last_received = now;
+        }
         result.map_err(|(_, e)| e)?;
         Ok(opened)
     }
@@ -271,6 +335,38 @@ mod tests {
             LinkMsg::Destroy(crate::link_msg::DestroyReason(1))
         );
         assert_eq!(buf.len(), 100, "a partial cell stays in the buffer");
+    }
+
+    #[test]
+    fn cells_opened_in_place_match_decoded_ones_and_stop_at_a_bad_cell() {
+        let now = t0();
+        let (mut a, mut b) = pair(now);
+        let (_, mut c) = pair(now);
+        let mut cells = Vec::new();
+        for i in 1..=40u32 {
+            let msg = LinkMsg::Destroy(crate::link_msg::DestroyReason(i as u8));
+            cells.push(a.encode_msg(now, CircId::new(i), &msg).unwrap());
+        }
+        let mut stream = BytesMut::from(cells.as_flattened());
+        let mut decoded = Vec::new();
+        b.decode_batch(now, &mut stream, &mut decoded).unwrap();
+        cells[30][5] ^= 1;
+        let mut headers = Vec::new();
+        assert_eq!(
+            c.open_in_place(now, &mut cells, &mut headers),
+            Err(LinkError::ForgedHeader)
+        );
+        assert_eq!(headers.len(), 30);
+        for (i, header) in headers.iter().enumerate() {
+            let mut view = OpenedCell {
+                header: *header,
+                cell: &mut cells[i],
+            };
+            let theirs = decoded[i].opened().unwrap();
+            assert_eq!(view.header, theirs.header);
+            assert_eq!(view.link_msg().unwrap(), theirs.link_msg().unwrap());
+            assert_eq!(view.body_mut().len(), CELL_LEN - HEADER_LEN);
+        }
     }
 
     #[test]

@@ -7,18 +7,18 @@ use std::time::Instant;
 
 use ournet_proto::cell::{CELL_LEN, CellCmd, CellHeader, CircId, HEADER_LEN};
 use ournet_proto::circuit::{CircuitError, ForwardAction, RelayCircuit};
-use ournet_proto::link::channel::InCell;
+use ournet_proto::link::channel::OpenedCell;
 use ournet_proto::link_msg::{DestroyReason, LinkMsg};
 
 use super::circuits::Dir;
-use super::conn::{QueueError, is_circuit_cmd};
-use super::sched::{CONGESTED_BYTES, ORIGIN_BURST_CELLS, SchedError};
+use super::conn::is_circuit_cmd;
+use super::sched::{CONGESTED_BYTES, ORIGIN_BURST_CELLS};
 use super::{CircKey, ConnId, Relay};
 use crate::metrics::{self, DropKind};
 
 impl Relay {
     /// Handles one opened cell from link `id`.
-    pub(super) fn on_cell(&mut self, now: Instant, id: ConnId, mut cell: InCell) {
+    pub(super) fn on_cell(&mut self, now: Instant, id: ConnId, mut cell: OpenedCell<'_>) {
         let cmd = cell.header.cmd;
         if cmd == CellCmd::PADDING {
             return;
@@ -34,7 +34,7 @@ impl Relay {
         }
     }
 
-    fn on_create(&mut self, now: Instant, id: ConnId, circ_id: CircId, cell: &InCell) {
+    fn on_create(&mut self, now: Instant, id: ConnId, circ_id: CircId, cell: &OpenedCell<'_>) {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
@@ -72,7 +72,7 @@ impl Relay {
     fn accept_create(
         &mut self,
         id: ConnId,
-        cell: &InCell,
+        cell: &OpenedCell<'_>,
     ) -> Result<(RelayCircuit, Vec<u8>), CircuitError> {
         let binding = match self.conns.get_mut(&id).and_then(|c| c.link()) {
             Some(link) => link.binding,
@@ -118,7 +118,7 @@ impl Relay {
         self.want_flush(id);
     }
 
-    fn on_created(&mut self, now: Instant, id: ConnId, circ_id: CircId, cell: &InCell) {
+    fn on_created(&mut self, now: Instant, id: ConnId, circ_id: CircId, cell: &OpenedCell<'_>) {
         let Some((key, Dir::Backward)) = self.circuits.lookup((id, circ_id)) else {
             self.metrics.count_drop(DropKind::UnknownCircuit);
             return;
@@ -136,7 +136,7 @@ impl Relay {
         }
     }
 
-    fn on_relay(&mut self, now: Instant, id: ConnId, circ_id: CircId, cell: &mut InCell) {
+    fn on_relay(&mut self, now: Instant, id: ConnId, circ_id: CircId, cell: &mut OpenedCell<'_>) {
         let Some((key, dir)) = self.circuits.lookup((id, circ_id)) else {
             self.metrics.count_drop(DropKind::UnknownCircuit);
             return;
@@ -160,14 +160,13 @@ impl Relay {
         let Some((out, out_id)) = next else {
             return;
         };
-        let Ok(array) = <&mut [u8; CELL_LEN]>::try_from(&mut cell.cell[..]) else {
-            return;
-        };
-        self.send_relay(now, key, out, out_id, array);
+        self.send_relay(now, key, out, out_id, cell.cell);
     }
 
     /// Seals and queues a RELAY cell on `(out, out_id)`: straight into the link's output while
-    /// it keeps up, through the QoS scheduler ([`super::sched`]) while it is congested.
+    /// it keeps up, through the QoS scheduler ([`super::sched`]) while it is congested. A cell
+    /// past the link's send cap or the worker's (`Limits::send_policy`) sheds the link's
+    /// heaviest circuit.
     pub(super) fn send_relay(
         &mut self,
         now: Instant,
@@ -176,40 +175,48 @@ impl Relay {
         out_id: CircId,
         cell: &mut [u8; CELL_LEN],
     ) {
-        let cap = self.ctx.config.limits.conn_out_bytes;
+        let policy = self.ctx.config.limits.send_policy();
         let weight = self.circuits.get_mut(key).map_or(1, |c| c.weight);
         let Some(conn) = self.conns.get_mut(&out) else {
             return;
         };
+        if policy
+            .admit(
+                conn.queued_bytes(),
+                conn.circuits,
+                self.send_queued,
+                CELL_LEN,
+            )
+            .is_err()
+        {
+            return self.shed_heaviest(now, out, key, out_id, cell);
+        }
         if !conn.sched.is_idle() || conn.outbuf.len() >= CONGESTED_BYTES {
-            return match conn.sched.push(key, out_id, weight, cell, cap) {
-                Ok(()) => {}
-                Err(SchedError::CircuitFull) => {
-                    self.metrics.count_drop(DropKind::ResourceLimit);
-                    self.destroy_circuit(now, key, DestroyReason::RESOURCE_LIMIT, None);
-                }
-                Err(SchedError::LinkFull) => self.shed_heaviest(now, out, key, out_id, cell),
-            };
+            if conn.sched.push(key, out_id, weight, cell).is_err() {
+                self.metrics.count_drop(DropKind::ResourceLimit);
+                self.destroy_circuit(now, key, DestroyReason::RESOURCE_LIMIT, None);
+            } else {
+                self.send_queued += CELL_LEN;
+            }
+            return;
         }
         let header = CellHeader {
             circ_id: Some(out_id),
             cmd: CellCmd::RELAY,
         };
-        match conn.queue_cell(now, header, cell, cap) {
+        match conn.queue_cell(now, header, cell) {
             Ok(()) => {
+                self.send_queued += CELL_LEN;
                 metrics::add(&self.metrics.cells_out, 1);
                 self.want_flush(out);
-            }
-            Err(QueueError::Full) => {
-                self.metrics.count_drop(DropKind::ResourceLimit);
-                self.destroy_circuit(now, key, DestroyReason::RESOURCE_LIMIT, None);
             }
             Err(_) => self.destroy_circuit(now, key, DestroyReason::NONE, None),
         }
     }
 
-    /// The link `out` is full: destroys the circuit with the most cells queued on it, and
-    /// queues `cell` if its own circuit was not that one.
+    /// The link `out` (or the worker) is full: destroys the circuit with the most cells
+    /// queued on the link, and queues `cell` if its own circuit was not that one and the caps
+    /// now admit it.
     fn shed_heaviest(
         &mut self,
         now: Instant,
@@ -225,11 +232,22 @@ impl Relay {
         if victim == key {
             return;
         }
-        let cap = self.ctx.config.limits.conn_out_bytes;
+        let policy = self.ctx.config.limits.send_policy();
         let weight = self.circuits.get_mut(key).map_or(1, |c| c.weight);
-        if let Some(conn) = self.conns.get_mut(&out)
-            && conn.sched.push(key, out_id, weight, cell, cap).is_err()
-        {
+        let Some(conn) = self.conns.get_mut(&out) else {
+            return;
+        };
+        let admitted = policy
+            .admit(
+                conn.queued_bytes(),
+                conn.circuits,
+                self.send_queued,
+                CELL_LEN,
+            )
+            .is_ok();
+        if admitted && conn.sched.push(key, out_id, weight, cell).is_ok() {
+            self.send_queued += CELL_LEN;
+        } else {
             self.destroy_circuit(now, key, DestroyReason::RESOURCE_LIMIT, None);
         }
     }
@@ -237,7 +255,6 @@ impl Relay {
     /// Moves cells from `id`'s scheduler into its output until the link is congested again
     /// (called when the backend has written everything it had).
     pub(super) fn refill_from_sched(&mut self, now: Instant, id: ConnId) {
-        let cap = self.ctx.config.limits.conn_out_bytes;
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
@@ -250,7 +267,7 @@ impl Relay {
                 circ_id: Some(circ_id),
                 cmd: CellCmd::RELAY,
             };
-            let sealed = conn.queue_cell(now, header, &mut buf, cap).is_ok();
+            let sealed = conn.queue_cell(now, header, &mut buf).is_ok();
             conn.sched.recycle(buf);
             if !sealed {
                 break;
@@ -263,7 +280,7 @@ impl Relay {
         }
     }
 
-    fn on_destroy(&mut self, now: Instant, id: ConnId, circ_id: CircId, cell: &InCell) {
+    fn on_destroy(&mut self, now: Instant, id: ConnId, circ_id: CircId, cell: &OpenedCell<'_>) {
         let Some((key, _)) = self.circuits.lookup((id, circ_id)) else {
             return;
         };
@@ -308,7 +325,8 @@ impl Relay {
             if let Some(conn) = self.conns.get_mut(&conn_id) {
                 conn.circuits = conn.circuits.saturating_sub(1);
                 conn.pending.retain(|p| p.circ_id != circ_id);
-                let _dropped = conn.sched.remove(key);
+                let dropped = conn.sched.remove(key);
+                self.send_queued = self.send_queued.saturating_sub(dropped * CELL_LEN);
             }
             if skip != Some(conn_id) {
                 self.send_destroy(now, conn_id, circ_id, reason);
@@ -343,7 +361,7 @@ impl Relay {
     /// its previous hop while that link has room; otherwise waits for
     /// [`Relay::handle_writable`].
     pub(super) fn flush_backward(&mut self, now: Instant, key: CircKey) {
-        let half = self.ctx.config.limits.conn_out_bytes / 2;
+        let policy = self.ctx.config.limits.send_policy();
         let mut cell = [0u8; CELL_LEN];
         loop {
             let Some(circ) = self.circuits.get_mut(key) else {
@@ -353,7 +371,7 @@ impl Relay {
             let Some(conn) = self.conns.get_mut(&prev) else {
                 return;
             };
-            if conn.outbuf.len() + conn.sched.queued_bytes() >= half
+            if conn.queued_bytes() >= policy.link_cap(conn.circuits) / 2
                 || conn.sched.queued_cells(key) >= ORIGIN_BURST_CELLS
             {
                 if !circ.blocked {

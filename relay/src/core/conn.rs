@@ -1,10 +1,12 @@
 //! One connection: its link handshake, then its established [`Channel`], and its buffers.
 //!
-//! Input is appended to `inbuf` and taken off it one cell at a time by the channel (the
-//! handshake looks at the whole buffer until it completes). Output is sealed cells appended
+//! Input is opened and peeled where it lies when the backend lends its receive buffer
+//! (`Relay::handle_input_mut`); only a partial cell waits in `inbuf` (and the whole input
+//! until the handshake completes, which looks at the whole buffer). Output is sealed cells appended
 //! to `outbuf`, which the backend takes whole. Both are bounded: `inbuf` holds at most one
 //! read plus a partial cell (a handshake longer than [`MAX_HANDSHAKE_BYTES`] is refused),
-//! `outbuf` at most `Limits::conn_out_bytes`.
+//! `outbuf` and the scheduler together at most the link's send cap
+//! (`Limits::send_policy`, checked by the caller before a RELAY cell is queued).
 
 use std::net::IpAddr;
 use std::time::Instant;
@@ -13,7 +15,7 @@ use bytes::BytesMut;
 use ournet_proto::cell::{CELL_LEN, CellCmd, CellHeader, CircId};
 use ournet_proto::keys::{EncryptionPublicKey, IdentityPublicKey};
 use ournet_proto::link::LinkError;
-use ournet_proto::link::channel::{Channel, InCell};
+use ournet_proto::link::channel::Channel;
 use ournet_proto::link::{Established, HANDSHAKE_TIMEOUT, LinkInitiator, LinkResponder};
 use ournet_proto::link_msg::LinkMsg;
 use rand_core::{CryptoRng, RngCore};
@@ -62,8 +64,6 @@ pub(super) struct PendingCreate {
 pub(super) enum QueueError {
     /// The link is not established (or closing).
     NotOpen,
-    /// The link's send queue is at its cap.
-    Full,
     /// Link crypto refused (sequence exhausted).
     Crypto,
 }
@@ -156,19 +156,20 @@ impl Conn {
         matches!(self.state, ConnState::Open(_))
     }
 
-    /// Takes every complete cell off `inbuf` into `out`, their headers opened in one batch
-    /// (`Channel::decode_batch`). `Err(None)`: not open (or closing), stop
-    /// reading; `Err(Some(e))`: the link failed and must close. The cells before a bad one
-    /// are in `out`.
-    pub(super) fn decode_batch(
+    /// Opens whole cells where they lie, their headers in one batch
+    /// (`Channel::open_in_place`), appending the headers to `headers`. `Err(None)`: not open
+    /// (or closing), stop reading; `Err(Some(e))`: the link failed and must close. The cells
+    /// before a bad one are opened, their headers in `headers`.
+    pub(super) fn open_cells(
         &mut self,
         now: Instant,
-        out: &mut Vec<InCell>,
+        cells: &mut [[u8; CELL_LEN]],
+        headers: &mut Vec<CellHeader>,
     ) -> Result<usize, Option<LinkError>> {
         match &mut self.state {
             ConnState::Open(link) if !self.closing => link
                 .channel
-                .decode_batch(now, &mut self.inbuf, out)
+                .open_in_place(now, cells, headers)
                 .map_err(Some),
             _ => Err(None),
         }
@@ -200,23 +201,24 @@ impl Conn {
         CircId::new(self.next_circ_id | high)
     }
 
-    /// Seals `cell` under `header` and queues it, unless the send queue is at `cap`.
+    /// Seals `cell` under `header` and queues it (the caller has checked the send cap).
     pub(super) fn queue_cell(
         &mut self,
         now: Instant,
         header: CellHeader,
         cell: &mut [u8; CELL_LEN],
-        cap: usize,
     ) -> Result<(), QueueError> {
-        if self.outbuf.len() + CELL_LEN > cap {
-            return Err(QueueError::Full);
-        }
         let link = self.link().ok_or(QueueError::NotOpen)?;
         link.channel
             .encode(now, header, cell)
             .map_err(|_| QueueError::Crypto)?;
         self.outbuf.extend_from_slice(cell);
         Ok(())
+    }
+
+    /// Bytes waiting to be sent: the output buffer and the scheduler's queues.
+    pub(super) fn queued_bytes(&self) -> usize {
+        self.outbuf.len() + self.sched.queued_bytes()
     }
 
     /// Queues a link message (CREATE, CREATED, DESTROY). Control cells are not refused for

@@ -3,7 +3,9 @@
 use std::time::Instant;
 
 use bytes::Buf;
+use ournet_proto::cell::CELL_LEN;
 use ournet_proto::link::LinkInitiator;
+use ournet_proto::link::channel::OpenedCell;
 use ournet_proto::link_msg::DestroyReason;
 
 use super::conn::{ConnState, MAX_HANDSHAKE_BYTES};
@@ -28,22 +30,40 @@ impl Relay {
             Step::Fail(kind) => return self.close_conn(now, id, kind),
             Step::Opened => {}
         }
-        // Every complete cell of this read is opened in one batch (one pipelined AES call for
-        // all headers), then handled in order; a cell that closes the link drops the rest.
-        let mut batch = std::mem::take(&mut self.in_batch);
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        // The buffer leaves the connection while its cells are handled (they borrow it, and
+        // handling them needs the whole core); nothing else reads it meanwhile.
+        let mut buf = std::mem::take(&mut conn.inbuf);
+        let whole = buf.len() / CELL_LEN * CELL_LEN;
+        if let Some(cells) = buf.get_mut(..whole) {
+            self.handle_cells(now, id, cells.as_chunks_mut::<CELL_LEN>().0);
+        }
+        buf.advance(whole);
+        if let Some(conn) = self.conns.get_mut(&id) {
+            conn.inbuf = buf;
+        }
+    }
+
+    /// Opens the whole cells of one read in one batch (one pipelined AES call for all
+    /// headers) where they lie, then handles them in order; a cell that closes the link drops
+    /// the rest.
+    pub(super) fn handle_cells(&mut self, now: Instant, id: ConnId, cells: &mut [[u8; CELL_LEN]]) {
+        let mut headers = std::mem::take(&mut self.in_headers);
+        headers.clear();
         let result = match self.conns.get_mut(&id) {
-            Some(conn) => conn.decode_batch(now, &mut batch),
+            Some(conn) => conn.open_cells(now, cells, &mut headers),
             None => Err(None),
         };
-        metrics::add(&self.metrics.cells_in, batch.len() as u64);
-        for cell in batch.drain(..) {
+        metrics::add(&self.metrics.cells_in, headers.len() as u64);
+        for (header, cell) in headers.drain(..).zip(cells.iter_mut()) {
             if self.conns.get(&id).is_none_or(|c| c.closing) {
                 break;
             }
-            self.on_cell(now, id, cell);
+            self.on_cell(now, id, OpenedCell { header, cell });
         }
-        batch.clear();
-        self.in_batch = batch;
+        self.in_headers = headers;
         if let Err(Some(_)) = result {
             self.close_conn(now, id, DropKind::LinkForged);
         }

@@ -10,21 +10,22 @@
 //! weight is at least 1, so no circuit starves.
 //!
 //! Bounds: a circuit may queue at most [`MAX_CELLS_PER_CIRCUIT`] cells (its flow-control
-//! window and the SENDMEs in flight: more means it ignores flow control); a link queues at
-//! most the caller's byte cap, past which the caller sheds the heaviest circuit. Cell
+//! window and the SENDMEs in flight: more means it ignores flow control); the caller checks
+//! the link's byte cap (`ournet_proto::flow::SendQueuePolicy`) before pushing, and sheds the
+//! heaviest circuit past it. Cell
 //! buffers are recycled, so a congested link allocates only while its queue grows.
 
 use std::collections::VecDeque;
 
 use ournet_proto::cell::{CELL_LEN, CircId};
-use ournet_proto::flow::CIRCUIT_WINDOW;
+use ournet_proto::flow::CIRCUIT_QUEUE_CELLS;
 
 use super::{CircKey, FastMap};
 
 /// Output bytes past which a link is congested and cells go through the scheduler.
 pub(super) const CONGESTED_BYTES: usize = 256 * 1024;
 /// Most cells one circuit may have queued on one link.
-pub(super) const MAX_CELLS_PER_CIRCUIT: usize = CIRCUIT_WINDOW as usize + 64;
+pub(super) const MAX_CELLS_PER_CIRCUIT: usize = CIRCUIT_QUEUE_CELLS;
 /// Most cells a circuit's own messages (deliveries, EXTENDED, ...) keep waiting in the
 /// scheduler; the rest wait in the circuit until the link drains. More than one refill
 /// ([`CONGESTED_BYTES`]) so a backlogged circuit always has cells for its full share.
@@ -34,14 +35,9 @@ const MAX_SPARE: usize = 256;
 
 type CellBuf = Box<[u8; CELL_LEN]>;
 
-/// Why a cell was not queued.
+/// Why a cell was not queued: the circuit has more cells queued than flow control allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum SchedError {
-    /// The circuit has more cells queued than flow control allows.
-    CircuitFull,
-    /// The link's queue is at its byte cap.
-    LinkFull,
-}
+pub(super) struct CircuitFull;
 
 #[derive(Debug)]
 struct CircQueue {
@@ -80,11 +76,7 @@ impl LinkSched {
         circ_id: CircId,
         weight: u32,
         cell: &[u8; CELL_LEN],
-        link_cap_bytes: usize,
-    ) -> Result<(), SchedError> {
-        if self.queued_bytes() + CELL_LEN > link_cap_bytes {
-            return Err(SchedError::LinkFull);
-        }
+    ) -> Result<(), CircuitFull> {
         let q = self.queues.entry(key).or_insert_with(|| CircQueue {
             circ_id,
             weight: weight.max(1),
@@ -92,7 +84,7 @@ impl LinkSched {
             cells: VecDeque::new(),
         });
         if q.cells.len() >= MAX_CELLS_PER_CIRCUIT {
-            return Err(SchedError::CircuitFull);
+            return Err(CircuitFull);
         }
         let mut buf = self.spare.pop().unwrap_or_else(|| Box::new([0; CELL_LEN]));
         buf.copy_from_slice(cell);
@@ -177,16 +169,13 @@ mod tests {
         [tag; CELL_LEN]
     }
 
-    const CAP: usize = 64 << 20;
-
     #[test]
     fn shares_follow_the_weights_under_congestion() {
         let mut s = LinkSched::default();
         // Weights of the Critical, Normal and Minimum tiers.
         for (k, w) in [(1u64, 20u32), (2, 4), (3, 1)] {
             for _ in 0..1000 {
-                s.push(CircKey(k), id(k as u32), w, &cell(k as u8), CAP)
-                    .unwrap();
+                s.push(CircKey(k), id(k as u32), w, &cell(k as u8)).unwrap();
             }
         }
         let mut sent = [0usize; 4];
@@ -204,16 +193,16 @@ mod tests {
     fn nobody_starves_and_order_within_a_circuit_is_kept() {
         let mut s = LinkSched::default();
         for i in 0..10u8 {
-            s.push(CircKey(1), id(1), 20, &cell(i), CAP).unwrap();
+            s.push(CircKey(1), id(1), 20, &cell(i)).unwrap();
         }
-        s.push(CircKey(2), id(2), 1, &cell(100), CAP).unwrap();
+        s.push(CircKey(2), id(2), 1, &cell(100)).unwrap();
         let order: Vec<u8> = std::iter::from_fn(|| s.pop().map(|(_, b)| b[0])).collect();
         assert_eq!(order, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 100]);
         assert!(s.is_idle());
         for w in [1, 1] {
-            s.push(CircKey(1), id(1), w, &cell(1), CAP).unwrap();
-            s.push(CircKey(1), id(1), w, &cell(1), CAP).unwrap();
-            s.push(CircKey(2), id(2), w, &cell(2), CAP).unwrap();
+            s.push(CircKey(1), id(1), w, &cell(1)).unwrap();
+            s.push(CircKey(1), id(1), w, &cell(1)).unwrap();
+            s.push(CircKey(2), id(2), w, &cell(2)).unwrap();
         }
         let order: Vec<u8> = std::iter::from_fn(|| s.pop().map(|(_, b)| b[0])).collect();
         assert_eq!(order, [1, 2, 1, 2, 1, 1], "weight 1 alternates");
@@ -223,17 +212,10 @@ mod tests {
     fn caps_hold_and_removal_forgets_a_circuit() {
         let mut s = LinkSched::default();
         for _ in 0..MAX_CELLS_PER_CIRCUIT {
-            s.push(CircKey(1), id(1), 4, &cell(1), CAP).unwrap();
+            s.push(CircKey(1), id(1), 4, &cell(1)).unwrap();
         }
-        assert_eq!(
-            s.push(CircKey(1), id(1), 4, &cell(1), CAP),
-            Err(SchedError::CircuitFull)
-        );
-        assert_eq!(
-            s.push(CircKey(2), id(2), 4, &cell(2), s.queued_bytes()),
-            Err(SchedError::LinkFull)
-        );
-        s.push(CircKey(2), id(2), 4, &cell(2), CAP).unwrap();
+        assert_eq!(s.push(CircKey(1), id(1), 4, &cell(1)), Err(CircuitFull));
+        s.push(CircKey(2), id(2), 4, &cell(2)).unwrap();
         assert_eq!(s.heaviest(), Some(CircKey(1)));
         assert_eq!(s.remove(CircKey(1)), MAX_CELLS_PER_CIRCUIT);
         assert_eq!(s.queued_bytes(), CELL_LEN);

@@ -97,8 +97,9 @@ impl Relay {
         let out: usize = self
             .conns
             .values()
-            .map(|c| c.outbuf.len() + c.sched.queued_bytes())
+            .map(super::conn::Conn::queued_bytes)
             .sum();
+        self.send_queued = out;
         metrics::set(&self.metrics.out_queue_bytes, out as u64);
         metrics::set(&self.metrics.circuits, self.circuits.len() as u64);
         let limits = &self.ctx.config.limits;

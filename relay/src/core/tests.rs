@@ -32,11 +32,14 @@ fn relay(seed: u64, now: Instant) -> Relay {
 }
 
 fn context(seed: u64, postman: Postman, workers: usize) -> Arc<RelayContext> {
+    context_with(seed, postman, workers, Config::default())
+}
+
+fn context_with(seed: u64, postman: Postman, workers: usize, config: Config) -> Arc<RelayContext> {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let identity = IdentityKeypair::generate(&mut rng);
     let link_key = EncryptionKeypair::generate(&mut rng);
     let onion = EncryptionKeypair::generate(&mut rng);
-    let config = Config::default();
     Arc::new(RelayContext {
         keys: RelayKeys::new(identity, onion, link_key),
         directory: Directory::new(&config),
@@ -362,7 +365,7 @@ fn send_forward(
 ) {
     let mut body = [0u8; ournet_proto::cell::BODY_LEN];
     while circ.poll_forward(rng, &mut body).unwrap() {
-        let mut cell = [0u8; ournet_proto::cell::CELL_LEN];
+        let mut cell = [0u8; CELL_LEN];
         cell[ournet_proto::cell::HEADER_LEN..].copy_from_slice(&body);
         let header = ournet_proto::cell::CellHeader {
             circ_id: CircId::new(id),
@@ -430,4 +433,146 @@ fn a_congested_link_serves_circuits_by_their_qos_weights_and_starves_none() {
         total[0] >= 900 && total[1] >= 900,
         "everything arrives: {total:?}"
     );
+}
+
+/// Opens `n` circuits on one client link and queues `cells` RELAY cells of each toward the
+/// client (as a middle relay does with backward cells) while the link is not written.
+fn fill_link(r: &mut Relay, n: u32, cells: usize, now: Instant) -> ConnId {
+    let mut rng = ChaCha20Rng::seed_from_u64(31);
+    let (link, mut channel, _) = client_link(r, &mut rng, now);
+    let ids: Vec<CircId> = (1..=n)
+        .map(|i| {
+            let id = 0x8000_0000 | i;
+            circuit_on(r, link, &mut channel, &mut rng, now, id);
+            CircId::new(id).unwrap()
+        })
+        .collect();
+    for _ in 0..cells {
+        for id in &ids {
+            let Some((key, _)) = r.circuits.lookup((link, *id)) else {
+                continue;
+            };
+            let mut cell = [7u8; CELL_LEN];
+            r.send_relay(now, key, link, *id, &mut cell);
+        }
+    }
+    link
+}
+
+#[test]
+fn a_link_queues_a_full_window_for_each_of_its_circuits_under_the_default_caps() {
+    let now = Instant::now();
+    let mut r = relay(30, now);
+    let window = ournet_proto::flow::CIRCUIT_WINDOW as usize;
+    let link = fill_link(&mut r, 16, window, now);
+    let queued = r.conns[&link].queued_bytes();
+    // 16 windows are about 16 MiB, four times the old fixed 4 MiB cap, and nothing is shed.
+    assert!(queued >= 16 * window * CELL_LEN, "{queued}");
+    assert_eq!(r.circuit_count(), 16);
+    assert_eq!(r.metrics.drops(DropKind::MemoryShed), 0);
+    assert_eq!(r.metrics.drops(DropKind::ResourceLimit), 0);
+    assert_eq!(r.send_queued, queued);
+    // Every cell goes out, in full.
+    let mut sent = 0;
+    loop {
+        let out = output(&mut r, link);
+        if out.is_empty() {
+            break;
+        }
+        sent += out.len();
+        r.handle_writable(now, link);
+    }
+    assert!(
+        sent >= queued && r.send_queued == 0,
+        "{sent} {}",
+        r.send_queued
+    );
+}
+
+#[test]
+fn the_worker_cap_bounds_a_link_and_sheds_the_heaviest_circuits() {
+    let now = Instant::now();
+    let mut config = Config::default();
+    config.limits.conn_out_bytes = 1 << 20;
+    config.limits.worker_send_bytes = 4 << 20;
+    let mut r = Relay::new(
+        context_with(32, Postman::new(Vec::new()), 1, config),
+        0,
+        [32; 32],
+        now,
+    );
+    let link = fill_link(&mut r, 16, 1000, now);
+    let queued = r.conns[&link].queued_bytes();
+    assert!(queued <= 4 << 20, "bounded by the worker cap: {queued}");
+    assert!(r.metrics.drops(DropKind::MemoryShed) > 0);
+    assert!(r.circuit_count() < 16, "{}", r.circuit_count());
+    assert!(r.circuit_count() > 0, "only what does not fit is shed");
+}
+
+#[test]
+fn cells_peeled_in_a_lent_buffer_are_handled_whatever_the_read_boundaries() {
+    use ournet_proto::circuit::ClientEvent;
+
+    let now = Instant::now();
+    let mut r = relay(40, now);
+    let mut rng = ChaCha20Rng::seed_from_u64(41);
+    let (link, mut channel, _) = client_link(&mut r, &mut rng, now);
+    let mut circ = circuit_on(&mut r, link, &mut channel, &mut rng, now, 0x8000_0001);
+    for n in 0..60 {
+        circ.send_ping(n).unwrap();
+    }
+    // The whole stream of sealed cells, as the socket would deliver it.
+    let mut stream = Vec::new();
+    let mut body = [0u8; ournet_proto::cell::BODY_LEN];
+    while circ.poll_forward(&mut rng, &mut body).unwrap() {
+        let mut cell = [0u8; CELL_LEN];
+        cell[ournet_proto::cell::HEADER_LEN..].copy_from_slice(&body);
+        let header = ournet_proto::cell::CellHeader {
+            circ_id: CircId::new(0x8000_0001),
+            cmd: ournet_proto::cell::CellCmd::RELAY,
+        };
+        channel.encode(now, header, &mut cell).unwrap();
+        stream.extend_from_slice(&cell);
+    }
+    // Reads that end mid-header, mid-body, on a boundary, and span several cells.
+    let sizes = [1usize, 15, 1008, 1024, 3000, 7, 2048, 5121, 333];
+    let mut rest = &mut stream[..];
+    for size in sizes.iter().cycle() {
+        if rest.is_empty() {
+            break;
+        }
+        let (read, tail) = rest.split_at_mut((*size).min(rest.len()));
+        r.handle_input_mut(now, link, read);
+        rest = tail;
+    }
+    assert!(r.conns[&link].inbuf.is_empty());
+    let mut out = output(&mut r, link);
+    while let Some(mut cell) = channel.decode(now, &mut out).unwrap() {
+        circ.handle_backward(&mut rng, cell.body_mut()).unwrap();
+    }
+    let pongs: Vec<u64> = std::iter::from_fn(|| circ.poll_event())
+        .filter_map(|e| match e {
+            ClientEvent::Pong(n) => Some(n),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(pongs, (0..60).collect::<Vec<_>>());
+    assert_eq!(r.metrics.drops(DropKind::LinkForged), 0);
+}
+
+#[test]
+fn a_forged_cell_in_a_lent_buffer_closes_the_link() {
+    let now = Instant::now();
+    let mut r = relay(42, now);
+    let mut rng = ChaCha20Rng::seed_from_u64(43);
+    let (link, mut channel, _) = client_link(&mut r, &mut rng, now);
+    let msg = LinkMsg::Destroy(ournet_proto::link_msg::DestroyReason(1));
+    let mut stream = Vec::new();
+    for i in 1..=3 {
+        stream.extend_from_slice(&channel.encode_msg(now, CircId::new(i), &msg).unwrap());
+    }
+    stream[CELL_LEN + 2] ^= 0x40;
+    r.handle_input_mut(now, link, &mut stream);
+    assert!(actions(&mut r).contains(&Action::Close(link)));
+    assert_eq!(r.metrics.drops(DropKind::LinkForged), 1);
 }

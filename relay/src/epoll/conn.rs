@@ -87,8 +87,10 @@ fn read_some(w: &Rc<Worker>, id: ConnId, stream: &TcpStream) -> bool {
         match stream.try_read(&mut buf[..]) {
             Ok(0) => return false,
             Ok(n) => {
-                let data = buf.get(..n).unwrap_or_default();
-                w.core.borrow_mut().handle_input(Instant::now(), id, data);
+                let data = buf.get_mut(..n).unwrap_or_default();
+                w.core
+                    .borrow_mut()
+                    .handle_input_mut(Instant::now(), id, data);
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
             Err(_) => return false,

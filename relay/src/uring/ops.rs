@@ -125,11 +125,13 @@ impl Ring {
         self.ops.len()
     }
 
-    /// The received bytes in provided buffer `bid`.
-    pub(super) fn received(&self, bid: u16, len: usize) -> &[u8] {
+    /// The received bytes in provided buffer `bid`, writable: the core opens and peels cells
+    /// where they lie. The buffer is ours (its completion has been reaped) until
+    /// [`Ring::provide`] gives it back, so no kernel write can race these bytes.
+    pub(super) fn received_mut(&mut self, bid: u16, len: usize) -> &mut [u8] {
         let start = usize::from(bid) * RECV_BUF_LEN;
         self.pool
-            .get(start..start + len.min(RECV_BUF_LEN))
+            .get_mut(start..start + len.min(RECV_BUF_LEN))
             .unwrap_or_default()
     }
 

@@ -359,8 +359,8 @@ impl Worker {
     fn on_recv(&mut self, id: ConnId, res: i32, bid: Option<u16>, more: bool) {
         if let (Some(bid), Ok(len)) = (bid, usize::try_from(res)) {
             if self.conns.get(&id).is_some_and(|c| !c.dead) {
-                let data = self.ring.received(bid, len);
-                self.core.handle_input(Instant::now(), id, data);
+                let data = self.ring.received_mut(bid, len);
+                self.core.handle_input_mut(Instant::now(), id, data);
             }
             if self.ring.provide(bid).is_err() {
                 tracing::error!("cannot give a receive buffer back");
