@@ -392,7 +392,10 @@ mod tests {
         assert!(!newer.replaces(&newer, 2500), "not issued later");
         assert!(!newer.replaces(&held, 6000), "expired");
         let same = NodeAddress::sign(&id, enc, held.homes.clone(), 2000, 6000).expect("sign");
-        assert!(!same.replaces(&held, 2500), "same homes: nothing to move to");
+        assert!(
+            !same.replaces(&held, 2500),
+            "same homes: nothing to move to"
+        );
         let other = IdentityKeypair::generate(&mut rng);
         let foreign = NodeAddress::sign(&other, enc, moved, 2000, 6000).expect("sign");
         assert!(!foreign.replaces(&held, 2500), "another node's address");
