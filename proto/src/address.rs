@@ -399,7 +399,7 @@ mod tests {
         let other = IdentityKeypair::generate(&mut rng);
         let foreign = NodeAddress::sign(&other, enc, moved, 2000, 6000).expect("sign");
         assert!(!foreign.replaces(&held, 2500), "another node's address");
-        let mut edited = newer.clone();
+        let mut edited = newer;
         edited.homes = vec![hop(&mut rng, "198.51.100.1:1")];
         assert_eq!(edited.verify(), Err(AddressError::BadSignature));
         assert!(!edited.replaces(&held, 2500), "homes edited after signing");

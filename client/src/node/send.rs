@@ -86,7 +86,7 @@ pub(super) enum Attempt {
     Acked,
     QueuedNoAck,
     /// The home queued it, and the recipient has a newer address: try its homes.
-    Moved(NodeAddress),
+    Moved(Box<NodeAddress>),
     Failed(String),
 }
 
@@ -222,7 +222,7 @@ async fn run(inner: Arc<Inner>, mut job: Job) {
                 };
             }
             Attempt::Moved(to) => {
-                move_to(&inner, &mut job, to);
+                move_to(&inner, &mut job, *to);
                 pause = false;
             }
             Attempt::Failed(reason) if job.attempts > job.max_retries => {
@@ -490,7 +490,7 @@ async fn await_ack(
                     // The recipient may have left this home for good (its drain is over):
                     // follow it rather than wait for it to come back here.
                     if let Some(to) = follow(inner, job).await {
-                        return Attempt::Moved(to);
+                        return Attempt::Moved(Box::new(to));
                     }
                     deadline = tokio::time::Instant::now() + t.queued_ack;
                 } else {
