@@ -442,6 +442,59 @@ async fn a_sender_holding_the_old_address_follows_the_recipient_to_its_new_home(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_holding_the_old_address_follows_the_recipient_after_a_failover() {
+    // Bob's only home dies and he fails over to his other candidate; Alice's send to the old
+    // address finds the home unreachable (cooling down) and follows him.
+    let a_rs = relays(161, 3);
+    let mut b_rs = relays(164, 2);
+    let b_dir = Seedlike::new(&b_rs.iter().collect::<Vec<_>>());
+    let a_dir = Seedlike::sharing_book(&a_rs.iter().collect::<Vec<_>>(), &b_dir);
+    let (b_id, b_enc) = keys();
+    let mut b_cfg = config(&b_id, &b_enc, b_dir.clone(), 1);
+    b_cfg.rotation.enabled = false;
+    b_cfg.maintenance_interval = Duration::from_millis(250);
+    let bob = started(b_cfg).await;
+    let old = b_dir.lookup().expect("published at start");
+    let dead = old.homes[0].identity;
+    let i = b_rs.iter().position(|r| r.info.identity == dead).unwrap();
+    drop(b_rs.remove(i));
+    b_dir.unlist(&dead.to_hex());
+    until("the failover", || {
+        b_dir
+            .lookup()
+            .is_some_and(|a| a.homes.iter().all(|h| h.identity != dead))
+    })
+    .await;
+
+    let (a_id, a_enc) = keys();
+    let alice = started(config(&a_id, &a_enc, a_dir, 1)).await;
+    let first = alice
+        .send_message(&old, b"to the dead home", SendOptions::default())
+        .await
+        .unwrap();
+    acked(&alice, first).await;
+    let s = alice.get_stats();
+    assert_eq!(s.readdressed, 1);
+    assert!(s.unreachable_hops >= 1, "the dead home was tried first");
+    let second = alice
+        .send_message(&old, b"to the dead home, later", SendOptions::default())
+        .await
+        .unwrap();
+    acked(&alice, second).await;
+    let t = alice.get_stats();
+    assert_eq!(t.readdressed, 2);
+    assert_eq!(t.unreachable_hops, s.unreachable_hops, "not tried again");
+    let mut seen = HashSet::new();
+    for _ in 0..2 {
+        let m = within("a message", bob.recv()).await.unwrap();
+        assert!(seen.insert(m.message_id), "delivered once");
+    }
+    assert_eq!(seen, HashSet::from([first, second]));
+    alice.stop().await;
+    bob.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_maintenance_ticks_rotate_nothing() {
     // W37: the reference rotated on its first tick (its clock started at 0). With an hour's
     // interval, many ticks pass and no home moves.
