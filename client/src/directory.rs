@@ -8,6 +8,7 @@
 use async_trait::async_trait;
 use ournet_proto::address::NodeAddress;
 use ournet_proto::circuit::PathHop;
+use ournet_proto::keys::IdentityPublicKey;
 
 /// A relay as a client needs it: how to reach it and what to judge diversity by.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,6 +71,22 @@ pub trait RelayDirectory: Send + Sync + std::fmt::Debug + 'static {
     async fn publish(&self, address: &NodeAddress) -> Result<(), DirectoryError> {
         let _ = address;
         Ok(())
+    }
+
+    /// The address `identity` published last, where senders look addresses up, so that a
+    /// sender whose message was queued at a home the node has left can follow it (the node
+    /// client checks the answer with `NodeAddress::replaces` before using it: a directory is
+    /// not trusted to verify). The default knows none: `Ok(None)`, and sends behave as
+    /// without lookups.
+    ///
+    /// # Errors
+    /// [`DirectoryError::Unavailable`] when nowhere gave an answer.
+    async fn lookup_address(
+        &self,
+        identity: &IdentityPublicKey,
+    ) -> Result<Option<NodeAddress>, DirectoryError> {
+        let _ = identity;
+        Ok(None)
     }
 }
 

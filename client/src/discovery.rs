@@ -519,6 +519,15 @@ impl RelayDirectory for DiscoveryClient {
             .map(|_| ())
             .map_err(|e| DirectoryError::Unavailable(e.to_string()))
     }
+
+    async fn lookup_address(
+        &self,
+        identity: &IdentityPublicKey,
+    ) -> Result<Option<NodeAddress>, DirectoryError> {
+        DiscoveryClient::lookup_address(self, identity)
+            .await
+            .map_err(|e| DirectoryError::Unavailable(e.to_string()))
+    }
 }
 
 /// Pinned keys that no effective revocation names (by key hex or by the id the seed gave).

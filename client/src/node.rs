@@ -31,6 +31,7 @@ use crate::pacing::Pacing;
 use crate::stats::{Counters, NodeStats};
 
 mod batch;
+mod follow;
 mod home;
 mod loops;
 mod pool;
@@ -175,6 +176,7 @@ pub fn create_node_client(config: NodeConfig) -> Result<NodeClient, ClientError>
         failover_pending: AtomicBool::new(false),
         cooldown: Mutex::new(HashMap::new()),
         address: Mutex::new(None),
+        recipients: follow::Addresses::default(),
         outcomes: Mutex::new(Outcomes::default()),
         incoming_tx,
         incoming_rx: tokio::sync::Mutex::new(incoming_rx),
@@ -400,6 +402,8 @@ struct Inner {
     failover_pending: AtomicBool,
     cooldown: Mutex<HashMap<String, Instant>>,
     address: Mutex<Option<NodeAddress>>,
+    /// The newest addresses of recipients whose homes moved.
+    recipients: follow::Addresses,
     outcomes: Mutex<Outcomes>,
     incoming_tx: mpsc::Sender<ReceivedMessage>,
     incoming_rx: tokio::sync::Mutex<mpsc::Receiver<ReceivedMessage>>,

@@ -27,6 +27,12 @@ pub struct NodeStats {
     pub failed: u64,
     /// Attempts after the first, over all messages.
     pub retries: u64,
+    /// Sends moved to a newer address of their recipient (its homes moved: rotation,
+    /// failover), found in the directory after a home answered QUEUED or every home was
+    /// unreachable, or remembered from an earlier send. The QUEUED that set one off is
+    /// also in `queued` (a copy waits at the old home; the recipient drops it as a
+    /// duplicate if it ever returns there).
+    pub readdressed: u64,
     /// Messages handed to the app.
     pub received: u64,
     /// Messages received again (a retry or a queued copy) and ACKed but not handed over.
@@ -72,6 +78,7 @@ pub(crate) struct Counters {
     pub(crate) acked: AtomicU64,
     pub(crate) failed: AtomicU64,
     pub(crate) retries: AtomicU64,
+    pub(crate) readdressed: AtomicU64,
     pub(crate) received: AtomicU64,
     pub(crate) duplicates: AtomicU64,
     pub(crate) rejected: AtomicU64,
@@ -125,6 +132,7 @@ impl Counters {
             acked: r(&self.acked),
             failed: r(&self.failed),
             retries: r(&self.retries),
+            readdressed: r(&self.readdressed),
             received: r(&self.received),
             duplicates: r(&self.duplicates),
             rejected: r(&self.rejected),

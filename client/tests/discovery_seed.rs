@@ -106,6 +106,12 @@ fn discovers_three_registered_relays_builds_a_circuit_and_publishes_an_address()
     let looked_up = rt
         .block_on(client.lookup_address(&node.identity()))
         .unwrap();
-    assert_eq!(looked_up, Some(own));
+    assert_eq!(looked_up, Some(own.clone()));
+    // Node clients look recipients up through the directory trait: the same answer.
+    let through_trait = rt.block_on(RelayDirectory::lookup_address(
+        client.as_ref(),
+        &node.identity(),
+    ));
+    assert_eq!(through_trait.unwrap(), Some(own));
     rt.block_on(node.stop());
 }

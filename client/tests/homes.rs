@@ -21,7 +21,7 @@ use ournet_client::{
     MessageId, NodeClient, NodeConfig, SendOptions, SendOutcome, Timeouts, create_node_client,
 };
 use ournet_proto::address::NodeAddress;
-use ournet_proto::keys::{EncryptionKeypair, IdentityKeypair};
+use ournet_proto::keys::{EncryptionKeypair, IdentityKeypair, IdentityPublicKey};
 use ournet_tests::client::rng;
 use ournet_tests::relay::RelayProc;
 
@@ -45,15 +45,24 @@ async fn until(what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 /// A directory a test can take relays out of (as a seed stops listing one), and that keeps
-/// what a node published, as a seed's address book does.
+/// what a node published and answers lookups from it, as a seed's address book does.
 #[derive(Debug, Default)]
 struct Seedlike {
     relays: Mutex<Vec<RelayInfo>>,
-    published: Mutex<Vec<NodeAddress>>,
+    published: Arc<Mutex<Vec<NodeAddress>>>,
 }
 
 impl Seedlike {
     fn new(relays: &[&RelayProc]) -> Arc<Self> {
+        Self::with_book(relays, Arc::default())
+    }
+
+    /// Lists `relays` and shares `other`'s address book (two nodes on one seed).
+    fn sharing_book(relays: &[&RelayProc], other: &Self) -> Arc<Self> {
+        Self::with_book(relays, other.published.clone())
+    }
+
+    fn with_book(relays: &[&RelayProc], published: Arc<Mutex<Vec<NodeAddress>>>) -> Arc<Self> {
         let list = relays
             .iter()
             .map(|r| RelayInfo {
@@ -66,7 +75,7 @@ impl Seedlike {
             .collect();
         Arc::new(Self {
             relays: Mutex::new(list),
-            published: Mutex::default(),
+            published,
         })
     }
 
@@ -104,6 +113,14 @@ impl RelayDirectory for Seedlike {
     async fn publish(&self, address: &NodeAddress) -> Result<(), DirectoryError> {
         self.published.lock().unwrap().push(address.clone());
         Ok(())
+    }
+
+    async fn lookup_address(
+        &self,
+        identity: &IdentityPublicKey,
+    ) -> Result<Option<NodeAddress>, DirectoryError> {
+        let book = self.published.lock().unwrap();
+        Ok(book.iter().rev().find(|a| a.identity == *identity).cloned())
     }
 }
 
@@ -316,6 +333,163 @@ async fn homes_rotate_make_before_break_and_both_addresses_keep_working() {
     let s = bob.get_stats();
     assert_eq!((s.homes, s.failovers), (2, 0));
     assert!(s.rotations >= 1);
+    alice.stop().await;
+    bob.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_holding_the_old_address_follows_the_recipient_to_its_new_home() {
+    // Bob has one home and two candidate relays, so his rotation moves his only home; Alice
+    // uses the same seed (address book) with relays of her own.
+    let a_rs = relays(151, 3);
+    let b_rs = relays(154, 2);
+    let b_dir = Seedlike::new(&b_rs.iter().collect::<Vec<_>>());
+    let a_dir = Seedlike::sharing_book(&a_rs.iter().collect::<Vec<_>>(), &b_dir);
+    let (b_id, b_enc) = keys();
+    let (_state, b_path) = state_path("follow");
+    let b_cfg = |dir: Arc<Seedlike>| {
+        let mut c = config(&b_id, &b_enc, dir, 1);
+        c.state_path = Some(b_path.clone());
+        c.maintenance_interval = Duration::from_millis(250);
+        c.rotation.interval = Duration::from_secs(2);
+        c.rotation.max_age = Duration::from_secs(3600);
+        c.rotation.drain_grace = Duration::from_secs(1);
+        c
+    };
+    let bob = started(b_cfg(b_dir.clone())).await;
+    let old = b_dir.lookup().expect("published at start");
+    assert_eq!(old.homes.len(), 1);
+    let old_id = old.homes[0].identity.to_hex();
+    let old_home = relay_with(&b_rs, &old_id);
+
+    // Bob rotates; the seed stops listing his old home, so he never comes back to it.
+    until("a rotation", || bob.get_stats().rotations >= 1).await;
+    b_dir.unlist(&old_id);
+    let new = b_dir.lookup().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(new.replaces(&old, now));
+    // The drain ends: the old home's circuit and link close and the relay forgets Bob, so
+    // it queues what comes for him.
+    until("the drain to end", || bob.get_stats().draining_homes == 0).await;
+    until("the old home's link to close", || {
+        links_to(old.homes[0].addr) == 0
+    })
+    .await;
+    until("the old relay to forget the home", || {
+        old_home.metric("ournet_homes") == 0
+    })
+    .await;
+
+    // Alice only has the old address. Five sends at once: the old home queues them, Alice
+    // looks Bob up and moves them to his new home.
+    let (a_id, a_enc) = keys();
+    let alice = started(config(&a_id, &a_enc, a_dir, 1)).await;
+    let mut sent = Vec::new();
+    for _ in 0..5 {
+        let id = alice
+            .send_message(&old, b"to the old address", SendOptions::default())
+            .await
+            .unwrap();
+        sent.push(id);
+    }
+    for id in &sent {
+        acked(&alice, *id).await;
+    }
+    let queued = alice.get_stats().queued;
+    assert!((1..=5).contains(&queued), "{queued} queued at the old home");
+    // Three more with the old address go straight to the new home (remembered).
+    for _ in 0..3 {
+        let id = alice
+            .send_message(&old, b"to the old address, later", SendOptions::default())
+            .await
+            .unwrap();
+        acked(&alice, id).await;
+        sent.push(id);
+    }
+    let s = alice.get_stats();
+    assert_eq!(s.readdressed, sent.len() as u64, "every send followed Bob");
+    assert_eq!(s.queued, queued, "no later send went to the old home");
+    assert_eq!((s.acked, s.failed), (sent.len() as u64, 0));
+
+    let mut seen = HashSet::new();
+    for _ in 0..sent.len() {
+        let m = within("a message", bob.recv()).await.unwrap();
+        assert_eq!(m.sender, alice.identity());
+        assert!(seen.insert(m.message_id), "delivered once");
+    }
+    assert_eq!(seen, sent.iter().copied().collect::<HashSet<_>>());
+    let nothing = tokio::time::timeout(Duration::from_millis(500), bob.recv()).await;
+    assert!(nothing.is_err(), "nothing delivered twice");
+    assert_eq!(bob.get_stats().received, sent.len() as u64);
+
+    // Exactly once holds if Bob ever returns to the old home: the copies queued there are
+    // ACKed and dropped as duplicates, not handed over again.
+    bob.stop().await;
+    drop(bob);
+    let back = started(b_cfg(Seedlike::new(&[old_home]))).await;
+    until("the queued copies to arrive", || {
+        back.get_stats().duplicates == queued
+    })
+    .await;
+    let nothing = tokio::time::timeout(Duration::from_millis(500), back.recv()).await;
+    assert!(nothing.is_err(), "a queued copy was handed over again");
+    assert_eq!(back.get_stats().received, 0);
+    alice.stop().await;
+    back.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_holding_the_old_address_follows_the_recipient_after_a_failover() {
+    // Bob's only home dies and he fails over to his other candidate; Alice's send to the old
+    // address finds the home unreachable (cooling down) and follows him.
+    let a_rs = relays(161, 3);
+    let mut b_rs = relays(164, 2);
+    let b_dir = Seedlike::new(&b_rs.iter().collect::<Vec<_>>());
+    let a_dir = Seedlike::sharing_book(&a_rs.iter().collect::<Vec<_>>(), &b_dir);
+    let (b_id, b_enc) = keys();
+    let mut b_cfg = config(&b_id, &b_enc, b_dir.clone(), 1);
+    b_cfg.rotation.enabled = false;
+    b_cfg.maintenance_interval = Duration::from_millis(250);
+    let bob = started(b_cfg).await;
+    let old = b_dir.lookup().expect("published at start");
+    let dead = old.homes[0].identity;
+    let i = b_rs.iter().position(|r| r.info.identity == dead).unwrap();
+    drop(b_rs.remove(i));
+    b_dir.unlist(&dead.to_hex());
+    until("the failover", || {
+        b_dir
+            .lookup()
+            .is_some_and(|a| a.homes.iter().all(|h| h.identity != dead))
+    })
+    .await;
+
+    let (a_id, a_enc) = keys();
+    let alice = started(config(&a_id, &a_enc, a_dir, 1)).await;
+    let first = alice
+        .send_message(&old, b"to the dead home", SendOptions::default())
+        .await
+        .unwrap();
+    acked(&alice, first).await;
+    let s = alice.get_stats();
+    assert_eq!(s.readdressed, 1);
+    assert!(s.unreachable_hops >= 1, "the dead home was tried first");
+    let second = alice
+        .send_message(&old, b"to the dead home, later", SendOptions::default())
+        .await
+        .unwrap();
+    acked(&alice, second).await;
+    let t = alice.get_stats();
+    assert_eq!(t.readdressed, 2);
+    assert_eq!(t.unreachable_hops, s.unreachable_hops, "not tried again");
+    let mut seen = HashSet::new();
+    for _ in 0..2 {
+        let m = within("a message", bob.recv()).await.unwrap();
+        assert!(seen.insert(m.message_id), "delivered once");
+    }
+    assert_eq!(seen, HashSet::from([first, second]));
     alice.stop().await;
     bob.stop().await;
 }

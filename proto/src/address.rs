@@ -166,10 +166,7 @@ impl NodeAddress {
             expires_at,
             signature,
         };
-        let _verified = addr
-            .identity
-            .verify(&addr.signed_message(), &addr.signature)
-            .map_err(|_| AddressError::BadSignature)?;
+        addr.verify()?;
         Ok(addr)
     }
 
@@ -183,6 +180,35 @@ impl NodeAddress {
             return Err(AddressError::Expired);
         }
         Ok(())
+    }
+
+    /// Verifies the signature over the fields as they are now. An address from [`Self::sign`]
+    /// or [`Self::from_bytes`] verifies; one whose public fields were edited since does not.
+    ///
+    /// # Errors
+    /// [`AddressError::BadSignature`].
+    pub fn verify(&self) -> Result<(), AddressError> {
+        let _verified = self
+            .identity
+            .verify(&self.signed_message(), &self.signature)
+            .map_err(|_| AddressError::BadSignature)?;
+        Ok(())
+    }
+
+    /// Whether a sender holding `held` should move to this address (the node's homes moved:
+    /// rotation, failover): it verifies, is valid at `now` (unix seconds), belongs to `held`'s
+    /// identity, was issued later, and lists other homes. Whoever serves addresses (a seed)
+    /// can hide a newer one or offer an older one, but never make a sender take one that
+    /// fails this.
+    #[must_use]
+    pub fn replaces(&self, held: &Self, now: u64) -> bool {
+        let same_homes = self.homes.len() == held.homes.len()
+            && self.homes.iter().all(|h| held.homes.contains(h));
+        self.identity == held.identity
+            && self.issued_at > held.issued_at
+            && !same_homes
+            && self.check_time(now).is_ok()
+            && self.verify().is_ok()
     }
 
     /// The binary form.
@@ -352,5 +378,30 @@ mod tests {
             .map(|_| hop(&mut rng, "192.0.2.1:1"))
             .collect();
         assert!(NodeAddress::sign(&id, enc, many, 1, 2).is_err());
+    }
+
+    #[test]
+    fn only_a_later_verified_address_of_the_same_node_with_other_homes_replaces() {
+        let (id, held) = sample();
+        let mut rng = ChaCha20Rng::seed_from_u64(11);
+        let enc = held.encryption_key;
+        let moved = vec![hop(&mut rng, "192.0.2.9:9001")];
+        let newer = NodeAddress::sign(&id, enc, moved.clone(), 2000, 6000).expect("sign");
+        assert!(newer.replaces(&held, 2500));
+        assert!(!held.replaces(&newer, 2500), "older");
+        assert!(!newer.replaces(&newer, 2500), "not issued later");
+        assert!(!newer.replaces(&held, 6000), "expired");
+        let same = NodeAddress::sign(&id, enc, held.homes.clone(), 2000, 6000).expect("sign");
+        assert!(
+            !same.replaces(&held, 2500),
+            "same homes: nothing to move to"
+        );
+        let other = IdentityKeypair::generate(&mut rng);
+        let foreign = NodeAddress::sign(&other, enc, moved, 2000, 6000).expect("sign");
+        assert!(!foreign.replaces(&held, 2500), "another node's address");
+        let mut edited = newer;
+        edited.homes = vec![hop(&mut rng, "198.51.100.1:1")];
+        assert_eq!(edited.verify(), Err(AddressError::BadSignature));
+        assert!(!edited.replaces(&held, 2500), "homes edited after signing");
     }
 }

@@ -10,6 +10,11 @@
 //! (3 to 5 hops) and every attempt builds its own circuit, closed after it: a pooled circuit
 //! would let the recipient's home link the messages on it. Loop cover messages
 //! (`super::loops`) use the same attempts, minus the journal and the outcome.
+//!
+//! A recipient whose homes moved (rotation, failover) is followed (`super::follow`): when a
+//! home answers QUEUED or every home of the address is cooling down, a newer address of the
+//! recipient from the directory (or remembered from an earlier send) takes the place of the
+//! one the send holds, and the next attempt goes to its homes, within the same retry budget.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -80,6 +85,8 @@ impl Job {
 pub(super) enum Attempt {
     Acked,
     QueuedNoAck,
+    /// The home queued it, and the recipient has a newer address: try its homes.
+    Moved(Box<NodeAddress>),
     Failed(String),
 }
 
@@ -170,6 +177,11 @@ pub(super) fn resume(inner: &Arc<Inner>, p: PendingSend) {
 /// Runs a send to its outcome.
 async fn run(inner: Arc<Inner>, mut job: Job) {
     super::batch::wait_turn(&inner).await;
+    if let Some(to) = inner.recipients.remembered(&job.to, unix_now()) {
+        move_to(&inner, &mut job, to);
+    }
+    // No pause before an attempt to a recipient's new homes: nothing failed.
+    let mut pause = true;
     let outcome = loop {
         if job.attempts > job.max_retries {
             break SendOutcome::Failed {
@@ -179,9 +191,12 @@ async fn run(inner: Arc<Inner>, mut job: Job) {
         }
         if job.attempts > 0 {
             Counters::bump(&inner.counters.retries);
-            let backoff = Duration::from_millis(250 << job.attempts.min(5)).min(MAX_BACKOFF);
-            tokio::time::sleep(backoff).await;
+            if pause {
+                let backoff = Duration::from_millis(250 << job.attempts.min(5)).min(MAX_BACKOFF);
+                tokio::time::sleep(backoff).await;
+            }
         }
+        pause = true;
         job.attempts += 1;
         save_attempts(&inner, &job);
         let cooling = super::home::cooling_down(&inner);
@@ -206,6 +221,10 @@ async fn run(inner: Arc<Inner>, mut job: Job) {
                     attempts: job.attempts,
                 };
             }
+            Attempt::Moved(to) => {
+                move_to(&inner, &mut job, *to);
+                pause = false;
+            }
             Attempt::Failed(reason) if job.attempts > job.max_retries => {
                 break SendOutcome::Failed {
                     reason,
@@ -214,6 +233,16 @@ async fn run(inner: Arc<Inner>, mut job: Job) {
             }
             Attempt::Failed(reason) => {
                 tracing::debug!("send {} attempt {} failed: {reason}", job.id, job.attempts);
+                let cooling = super::home::cooling_down(&inner);
+                let all_cooling = job
+                    .to
+                    .homes
+                    .iter()
+                    .all(|h| cooling.contains(&h.identity.to_hex()));
+                if all_cooling && let Some(to) = follow(&inner, &job).await {
+                    move_to(&inner, &mut job, to);
+                    pause = false;
+                }
             }
         }
     };
@@ -245,6 +274,25 @@ pub(super) fn pick_home<'a>(
             .is_some_and(|h| !cooling.contains(&h.identity.to_hex()))
     });
     homes.get(alive.unwrap_or(start))
+}
+
+/// The recipient's newer address, if the send may still make an attempt to it (a cover
+/// message never moves: it goes to this node's own address).
+async fn follow(inner: &Inner, job: &Job) -> Option<NodeAddress> {
+    if job.cover || job.attempts > job.max_retries {
+        return None;
+    }
+    inner
+        .recipients
+        .newer(inner.directory.as_ref(), &job.to, unix_now())
+        .await
+}
+
+/// Moves the send to `to`, a newer address of its recipient (saved with the next attempt).
+fn move_to(inner: &Inner, job: &mut Job, to: NodeAddress) {
+    tracing::debug!("send {} follows its recipient to new homes", job.id);
+    Counters::bump(&inner.counters.readdressed);
+    job.to = to;
 }
 
 fn save_attempts(inner: &Inner, job: &Job) {
@@ -439,6 +487,11 @@ async fn await_ack(
                         Counters::bump(&inner.counters.queued);
                     }
                     queued = true;
+                    // The recipient may have left this home for good (its drain is over):
+                    // follow it rather than wait for it to come back here.
+                    if let Some(to) = follow(inner, job).await {
+                        return Attempt::Moved(Box::new(to));
+                    }
                     deadline = tokio::time::Instant::now() + t.queued_ack;
                 } else {
                     return Attempt::Failed(format!("refused by the home relay ({})", status.0));
