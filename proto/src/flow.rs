@@ -30,6 +30,18 @@ pub const SENDME_INCREMENT: u32 = 100;
 /// flow control (or its endpoint is originating past its own window).
 pub const CIRCUIT_QUEUE_CELLS: usize = CIRCUIT_WINDOW as usize + 64;
 
+/// Message bytes a home circuit may hold queued for its node beyond what the node's window
+/// has taken: three windows of DATA payload (about 2.8 MB). Whatever the number of senders,
+/// a home relay holds at most this much per online node, and refuses (DELIVERY_STATUS
+/// REFUSED) a message that would go past it, unless the queue is empty (so a message larger
+/// than the cap still gets through, alone).
+pub const HOME_BUFFER_BYTES: usize = 3 * CIRCUIT_WINDOW as usize * crate::frag::DATA_CHUNK;
+
+/// Whether a home circuit holding `queued` message bytes may take a message of `len` more.
+pub fn home_buffer_accepts(queued: usize, len: usize) -> bool {
+    queued == 0 || queued.saturating_add(len) <= HOME_BUFFER_BYTES
+}
+
 /// A flow-control violation by the peer: destroy the circuit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -93,10 +105,17 @@ impl SendWindow {
 }
 
 /// The receiving side of a circuit's window.
+///
+/// A receiver may **hold** credit for cells it took but has not passed on (a home relay holds
+/// a message until its home node's window takes it, PROTOCOL.md §8): a SENDME is due only for
+/// cells received and not held, so a sender is paced by the slowest reader behind the
+/// receiver. Held credit never exceeds what was received, so a SENDME still never opens the
+/// sender's window past [`CIRCUIT_WINDOW`].
 #[derive(Debug, Clone)]
 pub struct RecvWindow {
     window: u32,
     since_sendme: u32,
+    held: u32,
 }
 
 impl Default for RecvWindow {
@@ -104,28 +123,58 @@ impl Default for RecvWindow {
         Self {
             window: CIRCUIT_WINDOW,
             since_sendme: 0,
+            held: 0,
         }
     }
 }
 
 impl RecvWindow {
     /// Records a received cell that counts against the window (data-bearing relay cells).
-    /// Returns whether a SENDME is now due.
+    /// Returns whether a SENDME is now due (at most one: nothing is held on this path).
     ///
     /// # Errors
     /// [`FlowError::WindowExceeded`].
     pub fn on_receive(&mut self) -> Result<bool, FlowError> {
+        self.record()?;
+        Ok(self.take_sendme())
+    }
+
+    /// Records a received cell without deciding on SENDMEs (see [`RecvWindow::take_sendme`]).
+    ///
+    /// # Errors
+    /// [`FlowError::WindowExceeded`].
+    pub fn record(&mut self) -> Result<(), FlowError> {
         self.window = self
             .window
             .checked_sub(1)
             .ok_or(FlowError::WindowExceeded)?;
         self.since_sendme += 1;
-        if self.since_sendme >= SENDME_INCREMENT {
-            self.since_sendme = 0;
-            self.window += SENDME_INCREMENT;
-            return Ok(true);
+        Ok(())
+    }
+
+    /// Withholds credit for `cells` received cells until [`RecvWindow::release`].
+    pub fn hold(&mut self, cells: u32) {
+        self.held = self.held.saturating_add(cells);
+    }
+
+    /// Gives back credit held for `cells` cells (they were passed on or dropped).
+    pub fn release(&mut self, cells: u32) {
+        self.held = self.held.saturating_sub(cells);
+    }
+
+    /// Cells whose credit is held.
+    pub fn held(&self) -> u32 {
+        self.held
+    }
+
+    /// Whether a SENDME is due now; if so, counts it as sent. Call until `false`.
+    pub fn take_sendme(&mut self) -> bool {
+        if self.since_sendme.saturating_sub(self.held) < SENDME_INCREMENT {
+            return false;
         }
-        Ok(false)
+        self.since_sendme -= SENDME_INCREMENT;
+        self.window += SENDME_INCREMENT;
+        true
     }
 }
 
