@@ -22,6 +22,8 @@ use crate::directory::Directory;
 use crate::keys::RelayKeys;
 use crate::metrics::{DropKind, WorkerMetrics};
 
+mod home;
+
 fn relay(seed: u64, now: Instant) -> Relay {
     Relay::new(
         context(seed, Postman::new(Vec::new()), 1),
@@ -210,15 +212,24 @@ impl MemCircuit {
 
     /// Sends what the client queued and takes what the relay sent back.
     fn pump(&mut self, r: &mut Relay, now: Instant) -> Vec<ournet_proto::circuit::ClientEvent> {
+        self.pump_counting(r, now).1
+    }
+
+    /// As [`MemCircuit::pump`], also counting the cells sent forward.
+    fn pump_counting(
+        &mut self,
+        r: &mut Relay,
+        now: Instant,
+    ) -> (usize, Vec<ournet_proto::circuit::ClientEvent>) {
         let (conn, channel, rng) = (self.conn, &mut self.channel, &mut self.rng);
-        send_forward(r, conn, channel, rng, &mut self.circ, now, 0x8000_0001);
+        let sent = send_forward(r, conn, channel, rng, &mut self.circ, now, 0x8000_0001);
         let mut out = output(r, self.conn);
         while let Some(mut cell) = self.channel.decode(now, &mut out).unwrap() {
             self.circ
                 .handle_backward(&mut self.rng, cell.body_mut())
                 .unwrap();
         }
-        std::iter::from_fn(|| self.circ.poll_event()).collect()
+        (sent, std::iter::from_fn(|| self.circ.poll_event()).collect())
     }
 }
 
@@ -353,7 +364,7 @@ fn circuit_on(
     circ
 }
 
-/// Sends what `circ` has queued as circuit `id` on `conn`.
+/// Sends what `circ` has queued as circuit `id` on `conn`; returns how many cells.
 fn send_forward(
     r: &mut Relay,
     conn: ConnId,
@@ -362,9 +373,11 @@ fn send_forward(
     circ: &mut ClientCircuit,
     now: Instant,
     id: u32,
-) {
+) -> usize {
     let mut body = [0u8; ournet_proto::cell::BODY_LEN];
+    let mut sent = 0;
     while circ.poll_forward(rng, &mut body).unwrap() {
+        sent += 1;
         let mut cell = [0u8; CELL_LEN];
         cell[ournet_proto::cell::HEADER_LEN..].copy_from_slice(&body);
         let header = ournet_proto::cell::CellHeader {
@@ -374,6 +387,7 @@ fn send_forward(
         channel.encode(now, header, &mut cell).unwrap();
         r.handle_input(now, conn, &cell);
     }
+    sent
 }
 
 #[test]
