@@ -315,6 +315,31 @@ mod tests {
     }
 
     #[test]
+    fn held_credit_delays_sendmes_until_released_and_never_opens_past_the_window() {
+        let mut r = RecvWindow::default();
+        for _ in 0..CIRCUIT_WINDOW {
+            r.record().unwrap();
+            r.hold(1);
+            assert!(!r.take_sendme(), "every cell is held");
+        }
+        assert_eq!(r.record(), Err(FlowError::WindowExceeded), "the sender is stalled");
+        r.release(250);
+        let due = std::iter::from_fn(|| r.take_sendme().then_some(())).count();
+        assert_eq!(due, 2, "whole increments only");
+        r.release(u32::MAX);
+        let due = std::iter::from_fn(|| r.take_sendme().then_some(())).count();
+        assert_eq!(due, 8, "never more than was received");
+        assert_eq!(r.held(), 0);
+    }
+
+    #[test]
+    fn the_home_buffer_takes_one_message_alone_or_up_to_its_cap() {
+        assert!(home_buffer_accepts(0, HOME_BUFFER_BYTES * 4), "alone, however large");
+        assert!(home_buffer_accepts(1, HOME_BUFFER_BYTES - 1));
+        assert!(!home_buffer_accepts(1, HOME_BUFFER_BYTES));
+    }
+
+    #[test]
     fn recv_window_emits_sendmes_and_enforces_the_limit() {
         let mut r = RecvWindow::default();
         let sendmes = (0..CIRCUIT_WINDOW)
@@ -326,6 +351,7 @@ mod tests {
         let mut greedy = RecvWindow {
             window: 1,
             since_sendme: 0,
+            held: 0,
         };
         greedy.on_receive().unwrap();
         assert_eq!(greedy.on_receive(), Err(FlowError::WindowExceeded));
