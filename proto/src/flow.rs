@@ -322,7 +322,11 @@ mod tests {
             r.hold(1);
             assert!(!r.take_sendme(), "every cell is held");
         }
-        assert_eq!(r.record(), Err(FlowError::WindowExceeded), "the sender is stalled");
+        assert_eq!(
+            r.record(),
+            Err(FlowError::WindowExceeded),
+            "the sender is stalled"
+        );
         r.release(250);
         let due = std::iter::from_fn(|| r.take_sendme().then_some(())).count();
         assert_eq!(due, 2, "whole increments only");
@@ -334,7 +338,10 @@ mod tests {
 
     #[test]
     fn the_home_buffer_takes_one_message_alone_or_up_to_its_cap() {
-        assert!(home_buffer_accepts(0, HOME_BUFFER_BYTES * 4), "alone, however large");
+        assert!(
+            home_buffer_accepts(0, HOME_BUFFER_BYTES * 4),
+            "alone, however large"
+        );
         assert!(home_buffer_accepts(1, HOME_BUFFER_BYTES - 1));
         assert!(!home_buffer_accepts(1, HOME_BUFFER_BYTES));
     }

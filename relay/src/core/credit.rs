@@ -56,7 +56,11 @@ impl Relay {
     }
 
     /// Gives back every credit a closed home circuit still owed: its messages are gone.
-    pub(super) fn return_all_credits(&mut self, now: Instant, credits: Vec<super::circuits::Credit>) {
+    pub(super) fn return_all_credits(
+        &mut self,
+        now: Instant,
+        credits: Vec<super::circuits::Credit>,
+    ) {
         for credit in credits {
             if let Some(from) = credit.from {
                 self.return_credit(now, from, credit.len);

@@ -229,7 +229,10 @@ impl MemCircuit {
                 .handle_backward(&mut self.rng, cell.body_mut())
                 .unwrap();
         }
-        (sent, std::iter::from_fn(|| self.circ.poll_event()).collect())
+        (
+            sent,
+            std::iter::from_fn(|| self.circ.poll_event()).collect(),
+        )
     }
 }
 
@@ -267,6 +270,13 @@ fn delivery_and_ack_cross_workers_through_the_mailboxes() {
         status: DeliveryStatus::DELIVERED,
     };
     assert!(alice.pump(&mut w0, now).contains(&status));
+    let alice_key = w0
+        .circuits
+        .lookup((alice.conn, CircId::new(0x8000_0001).unwrap()))
+        .unwrap()
+        .0;
+    let held = |w: &mut Relay| w.circuits.get_mut(alice_key).unwrap().hop.held_cells();
+    assert_eq!(held(&mut w0), 1, "the credit waits for bob's home circuit");
     for msg in rx1.try_iter() {
         w1.handle_cross(now, msg);
     }
@@ -281,6 +291,7 @@ fn delivery_and_ack_cross_workers_through_the_mailboxes() {
     for msg in rx0.try_iter() {
         w0.handle_cross(now, msg);
     }
+    assert_eq!(held(&mut w0), 0, "the credit came back through the mailbox");
     let ack = ClientEvent::Ack {
         message_id: [4; 16],
         ack_token: [5; 16],

@@ -76,10 +76,20 @@ fn a_sender_that_outruns_its_home_node_stalls_and_resumes_as_the_node_reads() {
     );
     assert!(sent <= 2 * window + 100, "stalled after {sent} cells");
     let per_msg = cells_for(MSG_LEN);
-    assert!(delivered * per_msg <= 2 * window, "{delivered} messages taken");
-    let key = r.circuits.lookup((home.conn, CircId::new(0x8000_0001).unwrap())).unwrap().0;
+    assert!(
+        delivered * per_msg <= 2 * window,
+        "{delivered} messages taken"
+    );
+    let key = r
+        .circuits
+        .lookup((home.conn, CircId::new(0x8000_0001).unwrap()))
+        .unwrap()
+        .0;
     let queued = r.circuits.get_mut(key).unwrap().hop.queued_message_bytes();
-    assert!(queued <= window * MSG_LEN / per_msg + MSG_LEN, "bob's buffer: {queued}");
+    assert!(
+        queued <= window * MSG_LEN / per_msg + MSG_LEN,
+        "bob's buffer: {queued}"
+    );
     assert!(queued <= HOME_BUFFER_BYTES);
     // Pumping again changes nothing: no credit comes without Bob.
     assert_eq!(pump_until_stalled(&mut alice, &mut r, now).0, 0);
@@ -101,6 +111,62 @@ fn a_sender_that_outruns_its_home_node_stalls_and_resumes_as_the_node_reads() {
     let want: Vec<u8> = (0..total).map(|i| i as u8).collect();
     assert_eq!(got, want);
     assert_eq!(alice.circ.queued_bytes(), 0, "Alice sent everything");
-    let alice_key = r.circuits.lookup((alice.conn, CircId::new(0x8000_0001).unwrap())).unwrap().0;
+    let alice_key = r
+        .circuits
+        .lookup((alice.conn, CircId::new(0x8000_0001).unwrap()))
+        .unwrap()
+        .0;
     assert_eq!(r.circuits.get_mut(alice_key).unwrap().hop.held_cells(), 0);
+}
+
+#[test]
+fn many_senders_cannot_buffer_more_than_the_cap_for_one_node() {
+    let now = Instant::now();
+    let mut r = relay(41, now);
+    let mut rng = ChaCha20Rng::seed_from_u64(42);
+    let bob = IdentityKeypair::generate(&mut rng);
+    let home = home_of(&mut r, &bob, 43, now);
+    let to = bob.public().to_bytes();
+    let per_msg = cells_for(MSG_LEN);
+    // Each sender fills a whole window: together far more than the cap.
+    let senders = 2 * HOME_BUFFER_BYTES / (CIRCUIT_WINDOW as usize * MSG_LEN / per_msg) + 2;
+    let (mut delivered, mut refused) = (0, 0);
+    for s in 0..senders {
+        let mut alice = MemCircuit::open(&mut r, 100 + s as u64, now);
+        for i in 0..(CIRCUIT_WINDOW as usize / per_msg + 1) {
+            let id = [s as u8, i as u8].repeat(8);
+            let envelope = vec![0; MSG_LEN];
+            alice
+                .circ
+                .send_message(id.try_into().unwrap(), to, envelope)
+                .unwrap();
+        }
+        for e in alice.pump(&mut r, now) {
+            match e {
+                ClientEvent::DeliveryStatus { status, .. }
+                    if status == DeliveryStatus::DELIVERED =>
+                {
+                    delivered += 1;
+                }
+                ClientEvent::DeliveryStatus { status, .. } if status == DeliveryStatus::REFUSED => {
+                    refused += 1;
+                }
+                _ => {}
+            }
+        }
+    }
+    let key = r
+        .circuits
+        .lookup((home.conn, CircId::new(0x8000_0001).unwrap()))
+        .unwrap()
+        .0;
+    let queued = r.circuits.get_mut(key).unwrap().hop.queued_message_bytes();
+    assert!(queued <= HOME_BUFFER_BYTES, "bob's buffer: {queued}");
+    assert!(
+        refused > 0 && delivered > 0,
+        "{delivered} delivered, {refused} refused"
+    );
+    assert_eq!(r.metrics.drops(DropKind::HomeFull), refused as u64);
+    // Nothing went to the offline queue behind Bob's back.
+    assert_eq!(r.ctx.directory.stats().offline_messages, 0);
 }
