@@ -30,6 +30,18 @@ pub const SENDME_INCREMENT: u32 = 100;
 /// flow control (or its endpoint is originating past its own window).
 pub const CIRCUIT_QUEUE_CELLS: usize = CIRCUIT_WINDOW as usize + 64;
 
+/// Message bytes a home circuit may hold queued for its node beyond what the node's window
+/// has taken: three windows of DATA payload (about 2.8 MB). Whatever the number of senders,
+/// a home relay holds at most this much per online node, and refuses (DELIVERY_STATUS
+/// REFUSED) a message that would go past it, unless the queue is empty (so a message larger
+/// than the cap still gets through, alone).
+pub const HOME_BUFFER_BYTES: usize = 3 * CIRCUIT_WINDOW as usize * crate::frag::DATA_CHUNK;
+
+/// Whether a home circuit holding `queued` message bytes may take a message of `len` more.
+pub fn home_buffer_accepts(queued: usize, len: usize) -> bool {
+    queued == 0 || queued.saturating_add(len) <= HOME_BUFFER_BYTES
+}
+
 /// A flow-control violation by the peer: destroy the circuit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -93,10 +105,17 @@ impl SendWindow {
 }
 
 /// The receiving side of a circuit's window.
+///
+/// A receiver may **hold** credit for cells it took but has not passed on (a home relay holds
+/// a message until its home node's window takes it, PROTOCOL.md §8): a SENDME is due only for
+/// cells received and not held, so a sender is paced by the slowest reader behind the
+/// receiver. Held credit never exceeds what was received, so a SENDME still never opens the
+/// sender's window past [`CIRCUIT_WINDOW`].
 #[derive(Debug, Clone)]
 pub struct RecvWindow {
     window: u32,
     since_sendme: u32,
+    held: u32,
 }
 
 impl Default for RecvWindow {
@@ -104,28 +123,58 @@ impl Default for RecvWindow {
         Self {
             window: CIRCUIT_WINDOW,
             since_sendme: 0,
+            held: 0,
         }
     }
 }
 
 impl RecvWindow {
     /// Records a received cell that counts against the window (data-bearing relay cells).
-    /// Returns whether a SENDME is now due.
+    /// Returns whether a SENDME is now due (at most one: nothing is held on this path).
     ///
     /// # Errors
     /// [`FlowError::WindowExceeded`].
     pub fn on_receive(&mut self) -> Result<bool, FlowError> {
+        self.record()?;
+        Ok(self.take_sendme())
+    }
+
+    /// Records a received cell without deciding on SENDMEs (see [`RecvWindow::take_sendme`]).
+    ///
+    /// # Errors
+    /// [`FlowError::WindowExceeded`].
+    pub fn record(&mut self) -> Result<(), FlowError> {
         self.window = self
             .window
             .checked_sub(1)
             .ok_or(FlowError::WindowExceeded)?;
         self.since_sendme += 1;
-        if self.since_sendme >= SENDME_INCREMENT {
-            self.since_sendme = 0;
-            self.window += SENDME_INCREMENT;
-            return Ok(true);
+        Ok(())
+    }
+
+    /// Withholds credit for `cells` received cells until [`RecvWindow::release`].
+    pub fn hold(&mut self, cells: u32) {
+        self.held = self.held.saturating_add(cells);
+    }
+
+    /// Gives back credit held for `cells` cells (they were passed on or dropped).
+    pub fn release(&mut self, cells: u32) {
+        self.held = self.held.saturating_sub(cells);
+    }
+
+    /// Cells whose credit is held.
+    pub fn held(&self) -> u32 {
+        self.held
+    }
+
+    /// Whether a SENDME is due now; if so, counts it as sent. Call until `false`.
+    pub fn take_sendme(&mut self) -> bool {
+        if self.since_sendme.saturating_sub(self.held) < SENDME_INCREMENT {
+            return false;
         }
-        Ok(false)
+        self.since_sendme -= SENDME_INCREMENT;
+        self.window += SENDME_INCREMENT;
+        true
     }
 }
 
@@ -266,6 +315,38 @@ mod tests {
     }
 
     #[test]
+    fn held_credit_delays_sendmes_until_released_and_never_opens_past_the_window() {
+        let mut r = RecvWindow::default();
+        for _ in 0..CIRCUIT_WINDOW {
+            r.record().unwrap();
+            r.hold(1);
+            assert!(!r.take_sendme(), "every cell is held");
+        }
+        assert_eq!(
+            r.record(),
+            Err(FlowError::WindowExceeded),
+            "the sender is stalled"
+        );
+        r.release(250);
+        let due = std::iter::from_fn(|| r.take_sendme().then_some(())).count();
+        assert_eq!(due, 2, "whole increments only");
+        r.release(u32::MAX);
+        let due = std::iter::from_fn(|| r.take_sendme().then_some(())).count();
+        assert_eq!(due, 8, "never more than was received");
+        assert_eq!(r.held(), 0);
+    }
+
+    #[test]
+    fn the_home_buffer_takes_one_message_alone_or_up_to_its_cap() {
+        assert!(
+            home_buffer_accepts(0, HOME_BUFFER_BYTES * 4),
+            "alone, however large"
+        );
+        assert!(home_buffer_accepts(1, HOME_BUFFER_BYTES - 1));
+        assert!(!home_buffer_accepts(1, HOME_BUFFER_BYTES));
+    }
+
+    #[test]
     fn recv_window_emits_sendmes_and_enforces_the_limit() {
         let mut r = RecvWindow::default();
         let sendmes = (0..CIRCUIT_WINDOW)
@@ -277,6 +358,7 @@ mod tests {
         let mut greedy = RecvWindow {
             window: 1,
             since_sendme: 0,
+            held: 0,
         };
         greedy.on_receive().unwrap();
         assert_eq!(greedy.on_receive(), Err(FlowError::WindowExceeded));

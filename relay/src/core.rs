@@ -43,6 +43,7 @@ use crate::metrics::{self, DropKind, WorkerMetrics};
 mod cells;
 mod circuits;
 mod conn;
+mod credit;
 mod extend;
 mod home;
 mod lifecycle;

@@ -3,13 +3,16 @@
 //!
 //! Each worker has one bounded `crossbeam` queue and a [`Wake`] its backend provides (a tokio
 //! `Notify`, an eventfd for io_uring). When a queue is full the sender falls back: a delivery
-//! goes to the offline queue, an ACK is dropped and counted (the sender retries end to end).
+//! goes to the offline queue, an ACK is dropped and counted (the sender retries end to end),
+//! and a credit is dropped and counted (that sender's circuit stays short of one message's
+//! window until it is closed).
 
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::core::CircKey;
+use crate::directory::CircLoc;
 
 /// How many messages a worker's mailbox holds.
 pub const MAILBOX_CAP: usize = 4096;
@@ -24,6 +27,16 @@ pub enum CrossMsg {
         circ: CircKey,
         /// The message.
         delivery: Delivery,
+        /// The sender's circuit, whose credit for the message comes back with
+        /// [`CrossMsg::Credit`] once the home circuit's window takes it (or it is refused).
+        from: CircLoc,
+    },
+    /// Give the sender's circuit `circ` back the credit of a message of `len` bytes.
+    Credit {
+        /// The sender's circuit.
+        circ: CircKey,
+        /// The message's length.
+        len: usize,
     },
     /// Send an end-to-end ACK back on the sender's circuit `circ`.
     Ack {

@@ -43,11 +43,13 @@ pub enum DropKind {
     OfflineRefused,
     /// A worker mailbox was full.
     MailboxFull,
+    /// A message for an online node was refused: its home circuit held its buffer cap.
+    HomeFull,
 }
 
 impl DropKind {
     /// Every reason, in the order of the counters.
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 17] = [
         Self::LinkHandshake,
         Self::HandshakeTimeout,
         Self::LinkForged,
@@ -64,6 +66,7 @@ impl DropKind {
         Self::ExtendFailed,
         Self::OfflineRefused,
         Self::MailboxFull,
+        Self::HomeFull,
     ];
 
     /// The Prometheus label value.
@@ -85,6 +88,7 @@ impl DropKind {
             Self::ExtendFailed => "extend_failed",
             Self::OfflineRefused => "offline_refused",
             Self::MailboxFull => "mailbox_full",
+            Self::HomeFull => "home_full",
         }
     }
 

@@ -3,10 +3,9 @@
 //! message bytes the home nodes received whole inside the window.
 //!
 //! The home node ACKs every message end to end (§7.3) and a client keeps at most
-//! `in_flight` messages unacknowledged. Without that window the client outruns its home node:
-//! the home relay answers SENDMEs as cells arrive, not as the node takes them, so it buffers
-//! the excess on the home circuit and then in the offline queue, which drops the oldest when
-//! full, and relay CPU goes on messages that are never delivered.
+//! `in_flight` messages unacknowledged, as the client library does. (Without that window a
+//! client is still paced by its home node: the home relay credits the client's circuit only
+//! as the node's home circuit window takes each message, §8.)
 
 use std::sync::Barrier;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use super::{CircuitError, MAX_CONTROL_QUEUE, MAX_QUEUED_BYTES, Refused};
 use crate::cell::PAYLOAD_LEN;
 use crate::flow::{RecvWindow, SendWindow};
-use crate::frag::{FragError, Fragmenter, MAX_MESSAGE_LEN, Reassembled, Reassembler};
+use crate::frag::{FragError, Fragmenter, MAX_MESSAGE_LEN, Reassembled, Reassembler, cells_for};
 use crate::relay_msg::{Begin, RelayMsg};
 
 /// Cells an endpoint originates: control messages first, then message data under the window.
@@ -16,6 +16,8 @@ pub(crate) struct Outbox {
     messages: VecDeque<Fragmenter>,
     bytes: usize,
     window: SendWindow,
+    /// Messages whose last cell was written since [`Outbox::take_sent`].
+    sent: usize,
 }
 
 impl Outbox {
@@ -104,8 +106,14 @@ impl Outbox {
             && let Some(done) = self.messages.pop_front()
         {
             self.bytes = self.bytes.saturating_sub(done.message_len());
+            self.sent += 1;
         }
         Ok(true)
+    }
+
+    /// How many queued messages were written out in full since the last call, oldest first.
+    pub(crate) fn take_sent(&mut self) -> usize {
+        std::mem::take(&mut self.sent)
     }
 
     /// Takes a SENDME from the other endpoint.
@@ -139,6 +147,9 @@ impl Outbox {
 pub(crate) struct Inbox {
     window: RecvWindow,
     reassembler: Reassembler,
+    /// Hold the credit of each complete message until [`Inbox::release`] (a relay's last hop,
+    /// which passes messages on to a home node: PROTOCOL.md §8).
+    hold_messages: bool,
 }
 
 /// What one received message cell produced.
@@ -150,26 +161,63 @@ pub(crate) struct Received {
 }
 
 impl Inbox {
+    /// An inbox that holds each complete message's credit until it is released.
+    pub(crate) fn holding() -> Self {
+        Self {
+            hold_messages: true,
+            ..Self::default()
+        }
+    }
+
     /// Takes a BEGIN.
     pub(crate) fn begin(&mut self, begin: &Begin<'_>) -> Result<Received, CircuitError> {
-        let sendme_due = self.window.on_receive()?;
-        Ok(Received {
-            message: self.reassembler.handle_begin(begin)?,
-            sendme_due,
-        })
+        self.window.record()?;
+        let message = self.reassembler.handle_begin(begin)?;
+        Ok(self.received(message))
     }
 
     /// Takes a DATA chunk.
     pub(crate) fn data(&mut self, chunk: &[u8]) -> Result<Received, CircuitError> {
-        let sendme_due = self.window.on_receive()?;
-        Ok(Received {
-            message: self.reassembler.handle_data(chunk)?,
-            sendme_due,
-        })
+        self.window.record()?;
+        let message = self.reassembler.handle_data(chunk)?;
+        Ok(self.received(message))
+    }
+
+    fn received(&mut self, message: Option<Reassembled>) -> Received {
+        if self.hold_messages
+            && let Some(m) = &message
+        {
+            self.window.hold(message_cells(m.data.len()));
+        }
+        Received {
+            message,
+            sendme_due: self.window.take_sendme(),
+        }
+    }
+
+    /// Gives back the credit held for a message of `len` bytes; returns how many SENDMEs are
+    /// now due.
+    pub(crate) fn release(&mut self, len: usize) -> u32 {
+        self.window.release(message_cells(len));
+        let mut due = 0;
+        while self.window.take_sendme() {
+            due += 1;
+        }
+        due
+    }
+
+    /// Cells whose credit is held.
+    pub(crate) fn held_cells(&self) -> u32 {
+        self.window.held()
     }
 
     /// Bytes held by reassembly.
     pub(crate) fn buffered_bytes(&self) -> usize {
         self.reassembler.buffered()
     }
+}
+
+/// The cells a message of `len` bytes took (BEGIN and DATA), as a window count.
+fn message_cells(len: usize) -> u32 {
+    u32::try_from(cells_for(len)).unwrap_or(u32::MAX)
 }

@@ -123,7 +123,7 @@ impl RelayCircuit {
             crypto: RelayHopCrypto::new(keys),
             next: Next::None,
             channel_binding,
-            inbox: Inbox::default(),
+            inbox: Inbox::holding(),
             outbox: Outbox::default(),
             events: VecDeque::new(),
             home: None,
@@ -233,6 +233,38 @@ impl RelayCircuit {
             });
         };
         self.outbox.queue_message(message_id, home.to_bytes(), data)
+    }
+
+    /// Gives the sender back the credit of a message of `len` bytes this circuit delivered
+    /// (a [`RelayEvent::Deliver`]), queuing the SENDMEs now due. Call it once per delivered
+    /// message, when the message has left this relay's hands: taken by the home circuit's
+    /// window (see [`RelayCircuit::take_sent`]), queued offline, refused or lost. Until then
+    /// the sender's window stays closed for those cells (PROTOCOL.md §8).
+    ///
+    /// # Errors
+    /// [`CircuitError::QueueFull`] when the SENDMEs do not fit the control queue.
+    pub fn release_message(&mut self, len: usize) -> Result<(), CircuitError> {
+        for _ in 0..self.inbox.release(len) {
+            self.queue_control(&RelayMsg::Sendme)?;
+        }
+        Ok(())
+    }
+
+    /// Cells of delivered messages whose credit is still held.
+    pub fn held_cells(&self) -> u32 {
+        self.inbox.held_cells()
+    }
+
+    /// How many messages queued with [`RelayCircuit::deliver`] had their last cell written by
+    /// [`RelayCircuit::poll_backward`] since the last call, in the order they were queued.
+    pub fn take_sent(&mut self) -> usize {
+        self.outbox.take_sent()
+    }
+
+    /// Bytes of messages queued with [`RelayCircuit::deliver`] and not yet written, for the
+    /// home buffer cap.
+    pub fn queued_message_bytes(&self) -> usize {
+        self.outbox.message_bytes()
     }
 
     /// How many cells [`RelayCircuit::poll_backward`] would write now, so an adapter can stop

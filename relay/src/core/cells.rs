@@ -338,6 +338,7 @@ impl Relay {
                 .unregister_home(home.to_bytes(), self.loc(key));
         }
         metrics::set(&self.metrics.circuits, self.circuits.len() as u64);
+        self.return_all_credits(now, circ.credits.into());
     }
 
     /// Queues DESTROY for `circ_id` on `id`, if that link is open.
@@ -361,6 +362,12 @@ impl Relay {
     /// its previous hop while that link has room; otherwise waits for
     /// [`Relay::handle_writable`].
     pub(super) fn flush_backward(&mut self, now: Instant, key: CircKey) {
+        self.write_backward(now, key);
+        self.return_sent_credits(now, key);
+    }
+
+    /// The loop of [`Relay::flush_backward`]: polls `key`'s cells while its link has room.
+    fn write_backward(&mut self, now: Instant, key: CircKey) {
         let policy = self.ctx.config.limits.send_policy();
         let mut cell = [0u8; CELL_LEN];
         loop {

@@ -5,10 +5,13 @@
 //! backward. Both legs of a circuit are on this worker: a worker opens its own outbound
 //! links, so no cell of a circuit crosses threads.
 
+use std::collections::VecDeque;
+
 use ournet_proto::cell::{CELL_LEN, CircId};
 use ournet_proto::circuit::RelayCircuit;
 
 use super::{CircKey, ConnId, FastMap, FastSet};
+use crate::directory::CircLoc;
 
 /// One end of a circuit on a link.
 pub(super) type Leg = (ConnId, CircId);
@@ -26,6 +29,18 @@ pub(super) struct Circ {
     pub(super) recent_cells: u32,
     /// The link scheduler's weight for this circuit's cells (its QoS tier).
     pub(super) weight: u32,
+    /// On a home circuit, one entry per message queued with `deliver`, oldest first: whose
+    /// credit to give back when the circuit's window takes it (PROTOCOL.md §8).
+    pub(super) credits: VecDeque<Credit>,
+}
+
+/// A delivered message's credit, owed to the circuit it came from.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Credit {
+    /// The sender's circuit (`None`: the message came from the offline queue).
+    pub(super) from: Option<CircLoc>,
+    /// The message's length.
+    pub(super) len: usize,
 }
 
 /// Which way a cell on a leg travels.
@@ -60,6 +75,7 @@ impl Circuits {
                 blocked: false,
                 recent_cells: 0,
                 weight,
+                credits: VecDeque::new(),
             },
         );
         self.index(prev, key);

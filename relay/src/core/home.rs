@@ -3,15 +3,18 @@
 //!
 //! A delivered message is answered with DELIVERY_STATUS on the sender's circuit: DELIVERED
 //! once it is queued on the recipient's home circuit (here or handed to the worker that holds
-//! it), QUEUED when the recipient is offline, REFUSED when the offline queue is full. The
-//! sender's circuit is remembered for the ACK, which only the recipient's own home circuit
-//! can take back.
+//! it), QUEUED when the recipient is offline, REFUSED when the offline queue or the home
+//! buffer (`HOME_BUFFER_BYTES`) is full. The sender's circuit is remembered for the ACK,
+//! which only the recipient's own home circuit can take back, and is owed the message's
+//! flow-control credit until the home circuit's window takes it (`credit.rs`).
 
 use std::time::{Duration, Instant};
 
-use ournet_proto::circuit::{MAX_QUEUED_BYTES, RelayEvent};
+use ournet_proto::circuit::RelayEvent;
+use ournet_proto::flow::home_buffer_accepts;
 use ournet_proto::relay_msg::DeliveryStatus;
 
+use super::circuits::Credit;
 use super::extend::ExtendReq;
 use super::{CircKey, Relay};
 use crate::cross::{CrossMsg, Delivery};
@@ -67,20 +70,21 @@ impl Relay {
     }
 
     fn on_deliver(&mut self, now: Instant, from: CircKey, d: Delivery) {
-        let (recipient, message_id) = (d.recipient, d.message_id);
+        let (recipient, message_id, len) = (d.recipient, d.message_id, d.envelope.len());
         let dir = &self.ctx.directory;
+        let from_loc = self.loc(from);
         let status = match dir.route(now, recipient, message_id, d.envelope) {
             Route::Home(loc, envelope) => {
-                dir.add_ack_route(now, recipient, message_id, self.loc(from));
+                dir.add_ack_route(now, recipient, message_id, from_loc);
                 let d = Delivery {
                     recipient,
                     message_id,
                     envelope,
                 };
-                self.deliver_to(now, loc, d)
+                self.deliver_to(now, loc, d, from_loc)
             }
             Route::Queued => {
-                dir.add_ack_route(now, recipient, message_id, self.loc(from));
+                dir.add_ack_route(now, recipient, message_id, from_loc);
                 metrics::add(&self.metrics.queued_offline, 1);
                 DeliveryStatus::QUEUED
             }
@@ -94,18 +98,31 @@ impl Relay {
             .get_mut(from)
             .map(|c| c.hop.send_status(message_id, status));
         if let Some(Err(e)) = sent {
-            self.circuit_failed(now, from, &e);
+            return self.circuit_failed(now, from, &e);
+        }
+        // A message on a home circuit gives its credit back when the circuit's window takes
+        // it; any other left this relay's hands (queued or refused) already.
+        if status != DeliveryStatus::DELIVERED {
+            self.return_credit(now, from_loc, len);
         }
     }
 
-    /// Delivers on the home circuit at `loc`, here or on its worker.
-    fn deliver_to(&mut self, now: Instant, loc: CircLoc, d: Delivery) -> DeliveryStatus {
+    /// Delivers on the home circuit at `loc`, here or on its worker. DELIVERED means the
+    /// home circuit (or its worker) owes `from` the message's credit.
+    fn deliver_to(
+        &mut self,
+        now: Instant,
+        loc: CircLoc,
+        d: Delivery,
+        from: CircLoc,
+    ) -> DeliveryStatus {
         if loc.worker == self.worker {
-            return self.deliver_local(now, loc.circ, d);
+            return self.deliver_local(now, loc.circ, d, Some(from));
         }
         let msg = CrossMsg::Deliver {
             circ: loc.circ,
             delivery: d,
+            from,
         };
         match self.ctx.postman.post(loc.worker, msg) {
             Ok(()) => DeliveryStatus::DELIVERED,
@@ -117,20 +134,31 @@ impl Relay {
         }
     }
 
-    /// Queues `d` on home circuit `key` of this worker, or offline if it is gone or full.
-    fn deliver_local(&mut self, now: Instant, key: CircKey, d: Delivery) -> DeliveryStatus {
-        let fits = self.circuits.get_mut(key).is_some_and(|c| {
-            c.hop.home_identity().map(|h| h.to_bytes()) == Some(d.recipient)
-                && c.hop.buffered_bytes() + d.envelope.len() <= MAX_QUEUED_BYTES
-        });
-        if !fits {
-            return self.queue_offline(now, d.recipient, d.message_id, d.envelope);
-        }
-        let Some(circ) = self.circuits.get_mut(key) else {
+    /// Queues `d` on home circuit `key` of this worker (its credit owed to `from`), offline
+    /// if the circuit is gone or no longer the recipient's, or refuses it past the home
+    /// buffer cap.
+    fn deliver_local(
+        &mut self,
+        now: Instant,
+        key: CircKey,
+        d: Delivery,
+        from: Option<CircLoc>,
+    ) -> DeliveryStatus {
+        let Some(circ) = self
+            .circuits
+            .get_mut(key)
+            .filter(|c| c.hop.home_identity().map(|h| h.to_bytes()) == Some(d.recipient))
+        else {
             return self.queue_offline(now, d.recipient, d.message_id, d.envelope);
         };
+        let len = d.envelope.len();
+        if !home_buffer_accepts(circ.hop.queued_message_bytes(), len) {
+            self.metrics.count_drop(DropKind::HomeFull);
+            return DeliveryStatus::REFUSED;
+        }
         match circ.hop.deliver(d.message_id, d.envelope) {
             Ok(()) => {
+                circ.credits.push_back(Credit { from, len });
                 metrics::add(&self.metrics.delivered, 1);
                 self.flush_backward(now, key);
                 DeliveryStatus::DELIVERED
@@ -213,8 +241,12 @@ impl Relay {
         }
         let mut refused = Vec::new();
         for q in queued {
+            let len = q.envelope.len();
             match circ.hop.deliver(q.message_id, q.envelope) {
-                Ok(()) => metrics::add(&self.metrics.delivered, 1),
+                Ok(()) => {
+                    circ.credits.push_back(Credit { from: None, len });
+                    metrics::add(&self.metrics.delivered, 1);
+                }
                 Err(r) => refused.push((q.message_id, r.envelope)),
             }
         }
@@ -240,9 +272,18 @@ impl Relay {
     /// A delivery or ACK another worker handed over.
     pub(super) fn on_cross(&mut self, now: Instant, msg: CrossMsg) {
         match msg {
-            CrossMsg::Deliver { circ, delivery } => {
-                let _status = self.deliver_local(now, circ, delivery);
+            CrossMsg::Deliver {
+                circ,
+                delivery,
+                from,
+            } => {
+                let len = delivery.envelope.len();
+                let status = self.deliver_local(now, circ, delivery, Some(from));
+                if status != DeliveryStatus::DELIVERED {
+                    self.return_credit(now, from, len);
+                }
             }
+            CrossMsg::Credit { circ, len } => self.release_local(now, circ, len),
             CrossMsg::Ack {
                 circ,
                 message_id,

@@ -22,6 +22,8 @@ use crate::directory::Directory;
 use crate::keys::RelayKeys;
 use crate::metrics::{DropKind, WorkerMetrics};
 
+mod home;
+
 fn relay(seed: u64, now: Instant) -> Relay {
     Relay::new(
         context(seed, Postman::new(Vec::new()), 1),
@@ -210,15 +212,27 @@ impl MemCircuit {
 
     /// Sends what the client queued and takes what the relay sent back.
     fn pump(&mut self, r: &mut Relay, now: Instant) -> Vec<ournet_proto::circuit::ClientEvent> {
+        self.pump_counting(r, now).1
+    }
+
+    /// As [`MemCircuit::pump`], also counting the cells sent forward.
+    fn pump_counting(
+        &mut self,
+        r: &mut Relay,
+        now: Instant,
+    ) -> (usize, Vec<ournet_proto::circuit::ClientEvent>) {
         let (conn, channel, rng) = (self.conn, &mut self.channel, &mut self.rng);
-        send_forward(r, conn, channel, rng, &mut self.circ, now, 0x8000_0001);
+        let sent = send_forward(r, conn, channel, rng, &mut self.circ, now, 0x8000_0001);
         let mut out = output(r, self.conn);
         while let Some(mut cell) = self.channel.decode(now, &mut out).unwrap() {
             self.circ
                 .handle_backward(&mut self.rng, cell.body_mut())
                 .unwrap();
         }
-        std::iter::from_fn(|| self.circ.poll_event()).collect()
+        (
+            sent,
+            std::iter::from_fn(|| self.circ.poll_event()).collect(),
+        )
     }
 }
 
@@ -256,6 +270,13 @@ fn delivery_and_ack_cross_workers_through_the_mailboxes() {
         status: DeliveryStatus::DELIVERED,
     };
     assert!(alice.pump(&mut w0, now).contains(&status));
+    let alice_key = w0
+        .circuits
+        .lookup((alice.conn, CircId::new(0x8000_0001).unwrap()))
+        .unwrap()
+        .0;
+    let held = |w: &mut Relay| w.circuits.get_mut(alice_key).unwrap().hop.held_cells();
+    assert_eq!(held(&mut w0), 1, "the credit waits for bob's home circuit");
     for msg in rx1.try_iter() {
         w1.handle_cross(now, msg);
     }
@@ -270,6 +291,7 @@ fn delivery_and_ack_cross_workers_through_the_mailboxes() {
     for msg in rx0.try_iter() {
         w0.handle_cross(now, msg);
     }
+    assert_eq!(held(&mut w0), 0, "the credit came back through the mailbox");
     let ack = ClientEvent::Ack {
         message_id: [4; 16],
         ack_token: [5; 16],
@@ -353,7 +375,7 @@ fn circuit_on(
     circ
 }
 
-/// Sends what `circ` has queued as circuit `id` on `conn`.
+/// Sends what `circ` has queued as circuit `id` on `conn`; returns how many cells.
 fn send_forward(
     r: &mut Relay,
     conn: ConnId,
@@ -362,9 +384,11 @@ fn send_forward(
     circ: &mut ClientCircuit,
     now: Instant,
     id: u32,
-) {
+) -> usize {
     let mut body = [0u8; ournet_proto::cell::BODY_LEN];
+    let mut sent = 0;
     while circ.poll_forward(rng, &mut body).unwrap() {
+        sent += 1;
         let mut cell = [0u8; CELL_LEN];
         cell[ournet_proto::cell::HEADER_LEN..].copy_from_slice(&body);
         let header = ournet_proto::cell::CellHeader {
@@ -374,6 +398,7 @@ fn send_forward(
         channel.encode(now, header, &mut cell).unwrap();
         r.handle_input(now, conn, &cell);
     }
+    sent
 }
 
 #[test]

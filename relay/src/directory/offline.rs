@@ -1,9 +1,10 @@
 //! The offline queue: messages for home nodes that are not connected (PROTOCOL.md §7.4).
 //!
 //! Caps (spec §7.2 plus what W26 says the reference lacks): per node at most
-//! `messages_per_node` messages and `bytes_per_node` bytes, the oldest dropped to make room,
-//! as the reference does; at most `max_nodes` queues and `max_bytes` in all, past which a new
-//! message is refused (the sender hears REFUSED). Messages older than `max_age` are dropped by
+//! `messages_per_node` messages and `bytes_per_node` bytes; at most `max_nodes` queues and
+//! `max_bytes` in all. Past any cap a new message is refused (the sender hears REFUSED and
+//! keeps it): unlike the reference, nothing already queued is dropped to make room, so a
+//! hostile sender cannot flush a node's queue by flooding it. Messages older than `max_age` are dropped by
 //! [`OfflineQueue::expire`] and never released. Time is an argument.
 
 use std::collections::{HashMap, VecDeque};
@@ -34,6 +35,9 @@ pub enum OfflineRefused {
     /// The global byte cap is reached.
     #[error("offline queue full")]
     Full,
+    /// This node's message or byte cap is reached.
+    #[error("the node's offline queue is full")]
+    NodeFull,
 }
 
 #[derive(Debug, Default)]
@@ -62,11 +66,10 @@ impl OfflineQueue {
         }
     }
 
-    /// Queues a message for `recipient`, dropping that node's oldest if its caps are reached.
+    /// Queues a message for `recipient` (after dropping its expired ones).
     ///
     /// # Errors
-    /// [`OfflineRefused`] when a relay-wide cap (or the per-node byte cap, for one message
-    /// alone) would be exceeded.
+    /// [`OfflineRefused`] when a per-node or relay-wide cap would be exceeded.
     pub fn push(
         &mut self,
         now: Instant,
@@ -81,16 +84,21 @@ impl OfflineQueue {
         if !self.nodes.contains_key(&recipient) && self.nodes.len() >= self.limits.max_nodes {
             return Err(OfflineRefused::TooManyNodes);
         }
+        let max_age = self.limits.max_age();
         let node = self.nodes.entry(recipient).or_default();
-        while node.messages.len() >= self.limits.messages_per_node
-            || node.bytes + len > self.limits.bytes_per_node
+        // Expired messages are never released: make their room first.
+        while let Some(old) = node
+            .messages
+            .pop_front_if(|m| now.saturating_duration_since(m.at) >= max_age)
         {
-            let Some(old) = node.messages.pop_front() else {
-                break;
-            };
             node.bytes -= old.envelope.len();
             self.bytes -= old.envelope.len();
             self.messages -= 1;
+        }
+        if node.messages.len() >= self.limits.messages_per_node
+            || node.bytes + len > self.limits.bytes_per_node
+        {
+            return Err(OfflineRefused::NodeFull);
         }
         if self.bytes + len > self.limits.max_bytes {
             if node.messages.is_empty() {
@@ -168,12 +176,17 @@ mod tests {
     }
 
     #[test]
-    fn per_node_caps_drop_the_oldest_and_release_in_order() {
+    fn per_node_caps_refuse_and_release_in_order() {
         let now = Instant::now();
         let mut q = OfflineQueue::new(limits());
-        for i in 0..5u8 {
+        for i in 2..5u8 {
             q.push(now, [1; 32], [i; 16], vec![i; 10]).unwrap();
         }
+        assert_eq!(
+            q.push(now, [1; 32], [5; 16], vec![5; 10]),
+            Err(OfflineRefused::NodeFull),
+            "the message cap refuses the newest, it keeps the oldest"
+        );
         assert_eq!(q.stats(), (1, 3, 30));
         let got: Vec<u8> = q
             .take(now, &[1; 32])
@@ -183,8 +196,14 @@ mod tests {
         assert_eq!(got, vec![2, 3, 4]);
         assert_eq!(q.stats(), (0, 0, 0));
         q.push(now, [1; 32], [0; 16], vec![0; 60]).unwrap();
-        q.push(now, [1; 32], [1; 16], vec![0; 60]).unwrap();
-        assert_eq!(q.stats(), (1, 1, 60), "byte cap dropped the oldest");
+        assert_eq!(
+            q.push(now, [1; 32], [1; 16], vec![0; 60]),
+            Err(OfflineRefused::NodeFull)
+        );
+        assert_eq!(q.stats(), (1, 1, 60), "byte cap kept the oldest");
+        let later = now + Duration::from_secs(61);
+        q.push(later, [1; 32], [1; 16], vec![0; 60]).unwrap();
+        assert_eq!(q.stats(), (1, 1, 60), "an expired message made room");
         assert_eq!(
             q.push(now, [1; 32], [2; 16], vec![0; 101]),
             Err(OfflineRefused::TooLarge)
