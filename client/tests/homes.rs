@@ -10,7 +10,6 @@
 
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,24 +24,8 @@ use ournet_proto::keys::{EncryptionKeypair, IdentityKeypair, IdentityPublicKey};
 use ournet_tests::client::rng;
 use ournet_tests::relay::RelayProc;
 
-/// Turns a hang into a failure; never a speed check.
-const HANG: Duration = Duration::from_secs(120);
-
-async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(HANG, f)
-        .await
-        .unwrap_or_else(|_| panic!("hung: {what}"))
-}
-
-/// Polls `cond` every 50 ms until it holds (bounded by [`HANG`]).
-async fn until(what: &str, mut cond: impl FnMut() -> bool) {
-    within(what, async {
-        while !cond() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
-}
+mod support;
+use support::{relay_info, relays, state_path, until, within};
 
 /// A directory a test can take relays out of (as a seed stops listing one), and that keeps
 /// what a node published and answers lookups from it, as a seed's address book does.
@@ -63,16 +46,7 @@ impl Seedlike {
     }
 
     fn with_book(relays: &[&RelayProc], published: Arc<Mutex<Vec<NodeAddress>>>) -> Arc<Self> {
-        let list = relays
-            .iter()
-            .map(|r| RelayInfo {
-                router_id: r.info.identity.to_hex(),
-                hop: r.info.hop(),
-                region: None,
-                asn: None,
-                load: None,
-            })
-            .collect();
+        let list = relays.iter().map(|r| relay_info(r)).collect();
         Arc::new(Self {
             relays: Mutex::new(list),
             published,
@@ -122,13 +96,6 @@ impl RelayDirectory for Seedlike {
         let book = self.published.lock().unwrap();
         Ok(book.iter().rev().find(|a| a.identity == *identity).cloned())
     }
-}
-
-/// `n` relays, each in its own /16 of 127/8 so strict diversity can be met.
-fn relays(first_net: u8, n: u8) -> Vec<RelayProc> {
-    (0..n)
-        .map(|i| RelayProc::start_on("epoll", &format!("127.{}.0.1:0", first_net + i), &[]))
-        .collect()
 }
 
 fn config(
@@ -207,16 +174,6 @@ fn peer(hex: &str) -> Option<SocketAddr> {
     let ip = u32::from_str_radix(ip, 16).ok()?.to_le_bytes();
     let port = u16::from_str_radix(port, 16).ok()?;
     Some(SocketAddrV4::new(Ipv4Addr::from(ip), port).into())
-}
-
-/// A state file in a fresh directory that is removed when the returned guard drops.
-fn state_path(name: &str) -> (tempfile::TempDir, PathBuf) {
-    let d = tempfile::Builder::new()
-        .prefix(&format!("ournet-homes-{name}-"))
-        .tempdir()
-        .unwrap();
-    let path = d.path().join("node.state");
-    (d, path)
 }
 
 async fn acked(node: &NodeClient, id: MessageId) {

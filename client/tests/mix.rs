@@ -13,11 +13,10 @@
 )]
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ournet_client::directory::{RelayInfo, StaticDirectory};
+use ournet_client::directory::StaticDirectory;
 use ournet_client::{
     ClientError, MessageId, NodeClient, NodeConfig, SendOptions, SendOutcome, create_node_client,
 };
@@ -30,45 +29,14 @@ use ournet_proto::privacy::{
 use ournet_tests::client::rng;
 use ournet_tests::relay::RelayProc;
 
-/// Turns a hang into a failure; never a speed check.
-const HANG: Duration = Duration::from_secs(180);
+mod support;
+use support::{HANG, relay_info, relays, state_path, until, within};
+
 /// Messages per latency variant.
 const SENDS: usize = 10;
 
-async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(HANG, f)
-        .await
-        .unwrap_or_else(|_| panic!("hung: {what}"))
-}
-
-/// Polls `cond` until it holds (bounded by [`HANG`]).
-async fn until(what: &str, mut cond: impl FnMut() -> bool) {
-    within(what, async {
-        while !cond() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
-}
-
-/// `n` relays, each in its own /16 of 127/8 so strict diversity can be met.
-fn relays(first_net: u8, n: u8) -> Vec<RelayProc> {
-    (0..n)
-        .map(|i| RelayProc::start_on("epoll", &format!("127.{}.0.1:0", first_net + i), &[]))
-        .collect()
-}
-
 fn directory(relays: &[RelayProc]) -> Arc<StaticDirectory> {
-    let list = relays
-        .iter()
-        .map(|r| RelayInfo {
-            router_id: r.info.identity.to_hex(),
-            hop: r.info.hop(),
-            region: None,
-            asn: None,
-            load: None,
-        })
-        .collect();
+    let list = relays.iter().map(relay_info).collect();
     Arc::new(StaticDirectory(list))
 }
 
@@ -108,13 +76,6 @@ async fn started(config: NodeConfig) -> NodeClient {
     node
 }
 
-fn state_path(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ournet-mix-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d.join("node.state")
-}
-
 /// Sends [`SENDS`] messages one after the other, each to its ACK; returns their ids and the
 /// latencies in milliseconds, sorted.
 async fn send_acked(from: &NodeClient, to: &NodeAddress, tag: &str) -> (Vec<MessageId>, Vec<f64>) {
@@ -151,7 +112,7 @@ fn report(what: &str, ms: &[f64]) {
 async fn mix_paths_deliver_once_with_acks_and_loops_come_back_unseen() {
     let rs = relays(71, 6);
     let dir = directory(&rs);
-    let path = state_path("alice");
+    let (_dir, path) = state_path("alice");
     let mut a = config(dir.clone(), 2);
     a.state_path = Some(path.clone());
     a.privacy_config = Some(mixing(4, 5, false));
@@ -225,7 +186,10 @@ async fn a_small_network_shortens_mix_paths_and_late_loops_are_lost_not_delivere
     let rs = relays(81, 4);
     let mut c = config(directory(&rs), 1);
     c.privacy_config = Some(mixing(3, 5, true));
-    c.loop_cover.return_timeout = Duration::from_millis(1);
+    // No loop can come back within zero time: each one is counted lost when the loop task
+    // next looks (woken as it is sent), unless its return beats that wake-up; so losses
+    // pile up whatever the machine's speed (a 1 ms timeout let fast loops win every race).
+    c.loop_cover.return_timeout = Duration::ZERO;
     let carol = started(c).await;
     until("short paths and lost loops", || {
         let s = carol.get_stats();
@@ -235,7 +199,7 @@ async fn a_small_network_shortens_mix_paths_and_late_loops_are_lost_not_delivere
     let s = carol.get_stats();
     assert_eq!(s.paths_by_hops[5], 0, "{s:?}");
     assert!(s.paths_by_hops[4] >= s.short_paths, "{s:?}");
-    // A loop can beat a 1 ms timer on loopback; every other one is lost, none surfaces.
+    // A loop can beat the loop task's wake-up; every other one is lost, none surfaces.
     assert!(s.loops_returned + s.loops_lost <= s.loops_sent, "{s:?}");
     assert_eq!(s.received, 0, "late loops are still recognised");
     let nothing = tokio::time::timeout(Duration::from_secs(1), carol.recv()).await;

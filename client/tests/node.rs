@@ -3,12 +3,10 @@
 //! delivery of a duplicated message, and a restart that resumes a pending send.
 #![allow(clippy::unwrap_used, reason = "test code")]
 
-use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ournet_client::directory::{RelayInfo, StaticDirectory};
+use ournet_client::directory::StaticDirectory;
 use ournet_client::{
     NodeClient, NodeConfig, ReceivedMessage, SendOptions, SendOutcome, Timeouts, create_node_client,
 };
@@ -19,34 +17,13 @@ use ournet_proto::keys::{EncryptionKeypair, IdentityKeypair};
 use ournet_tests::client::{Circ, rng};
 use ournet_tests::relay::RelayProc;
 
-/// Turns a hang into a failure; never a speed check.
-const HANG: Duration = Duration::from_secs(120);
-
-async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(HANG, f)
-        .await
-        .unwrap_or_else(|_| panic!("hung: {what}"))
-}
-
-/// `n` relays, each in its own /16 of 127/8 so strict diversity can be met.
-fn relays(first_net: u8, n: u8) -> Vec<RelayProc> {
-    (0..n)
-        .map(|i| RelayProc::start_on("epoll", &format!("127.{}.0.1:0", first_net + i), &[]))
-        .collect()
-}
-
-fn info(r: &RelayProc) -> RelayInfo {
-    RelayInfo {
-        router_id: r.info.identity.to_hex(),
-        hop: r.info.hop(),
-        region: None,
-        asn: None,
-        load: None,
-    }
-}
+mod support;
+use support::{relay_info, relays, state_path, within};
 
 fn directory(relays: &[&RelayProc]) -> Arc<StaticDirectory> {
-    Arc::new(StaticDirectory(relays.iter().map(|r| info(r)).collect()))
+    Arc::new(StaticDirectory(
+        relays.iter().map(|r| relay_info(r)).collect(),
+    ))
 }
 
 struct Keys {
@@ -105,16 +82,6 @@ async fn started(config: NodeConfig) -> NodeClient {
 
 async fn next(node: &NodeClient) -> ReceivedMessage {
     within("a message", node.recv()).await.unwrap()
-}
-
-/// A state file in a fresh directory that is removed when the returned guard drops.
-fn state_path(name: &str) -> (tempfile::TempDir, PathBuf) {
-    let d = tempfile::Builder::new()
-        .prefix(&format!("ournet-node-{name}-"))
-        .tempdir()
-        .unwrap();
-    let path = d.path().join("node.state");
-    (d, path)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,13 +12,8 @@ use ournet_proto::privacy::{CoverTrafficConfig, PRIVACY_PARANOID};
 use ournet_tests::client::rng;
 use ournet_tests::relay::RelayProc;
 
-const HANG: Duration = Duration::from_secs(120);
-
-async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(HANG, f)
-        .await
-        .unwrap_or_else(|_| panic!("hung: {what}"))
-}
+mod support;
+use support::{relay_info, relays, within};
 
 /// A directory the test can drop relays from, as a seed stops listing a dead relay.
 #[derive(Debug, Default)]
@@ -43,23 +38,8 @@ impl RelayDirectory for LiveDirectory {
     }
 }
 
-fn relays(first_net: u8, n: u8) -> Vec<RelayProc> {
-    (0..n)
-        .map(|i| RelayProc::start_on("epoll", &format!("127.{}.0.1:0", first_net + i), &[]))
-        .collect()
-}
-
 fn directory(relays: &[RelayProc]) -> Arc<LiveDirectory> {
-    let list = relays
-        .iter()
-        .map(|r| RelayInfo {
-            router_id: r.info.identity.to_hex(),
-            hop: r.info.hop(),
-            region: None,
-            asn: None,
-            load: None,
-        })
-        .collect();
+    let list = relays.iter().map(relay_info).collect();
     Arc::new(LiveDirectory(Mutex::new(list)))
 }
 

@@ -1,0 +1,60 @@
+//! What the client's integration tests share: real relay processes, their directory entries,
+//! hang bounds and scratch state files. Each test file uses part of it.
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the harness"
+)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ournet_client::directory::RelayInfo;
+use ournet_tests::relay::RelayProc;
+
+/// Turns a hang into a failure; never a speed check (the machine may be loaded).
+pub(crate) const HANG: Duration = Duration::from_secs(180);
+
+/// `f`, or a panic naming `what` if it has not finished within [`HANG`].
+pub(crate) async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(HANG, f)
+        .await
+        .unwrap_or_else(|_| panic!("hung: {what}"))
+}
+
+/// Polls `cond` every 50 ms until it holds (bounded by [`HANG`]).
+pub(crate) async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    within(what, async {
+        while !cond() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+}
+
+/// `n` relays (epoll backend), each in its own /16 of 127/8 so strict diversity can be met.
+pub(crate) fn relays(first_net: u8, n: u8) -> Vec<RelayProc> {
+    (0..n)
+        .map(|i| RelayProc::start_on("epoll", &format!("127.{}.0.1:0", first_net + i), &[]))
+        .collect()
+}
+
+/// The directory entry of a relay process, with no region, ASN or load.
+pub(crate) fn relay_info(r: &RelayProc) -> RelayInfo {
+    RelayInfo {
+        router_id: r.info.identity.to_hex(),
+        hop: r.info.hop(),
+        region: None,
+        asn: None,
+        load: None,
+    }
+}
+
+/// A state file in a fresh directory, removed when the returned guard drops.
+pub(crate) fn state_path(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let d = tempfile::Builder::new()
+        .prefix(&format!("ournet-client-{name}-"))
+        .tempdir()
+        .unwrap_or_else(|e| panic!("temp dir: {e}"));
+    let path = d.path().join("node.state");
+    (d, path)
+}
