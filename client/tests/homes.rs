@@ -25,7 +25,7 @@ use ournet_tests::client::rng;
 use ournet_tests::relay::RelayProc;
 
 mod support;
-use support::{relay_info, relays, state_path, until, within};
+use support::{receive_each_once, relay_info, relays, state_path, until, within};
 
 /// A directory a test can take relays out of (as a seed stops listing one), and that keeps
 /// what a node published and answers lookups from it, as a seed's address book does.
@@ -259,13 +259,7 @@ async fn homes_rotate_make_before_break_and_both_addresses_keep_working() {
         sent.lock().unwrap().push(id);
     }
     let sent: Vec<MessageId> = sent.lock().unwrap().clone();
-    let mut seen = HashSet::new();
-    for _ in 0..sent.len() {
-        let m = within("a message", bob.recv()).await.unwrap();
-        assert_eq!(m.sender, alice.identity());
-        assert!(seen.insert(m.message_id), "delivered once");
-    }
-    assert_eq!(seen, sent.iter().copied().collect::<HashSet<_>>());
+    receive_each_once(&bob, alice.identity(), &sent).await;
     for id in &sent {
         acked(&alice, *id).await;
     }
@@ -371,13 +365,7 @@ async fn a_sender_holding_the_old_address_follows_the_recipient_to_its_new_home(
     assert_eq!(s.queued, queued, "no later send went to the old home");
     assert_eq!((s.acked, s.failed), (sent.len() as u64, 0));
 
-    let mut seen = HashSet::new();
-    for _ in 0..sent.len() {
-        let m = within("a message", bob.recv()).await.unwrap();
-        assert_eq!(m.sender, alice.identity());
-        assert!(seen.insert(m.message_id), "delivered once");
-    }
-    assert_eq!(seen, sent.iter().copied().collect::<HashSet<_>>());
+    receive_each_once(&bob, alice.identity(), &sent).await;
     let nothing = tokio::time::timeout(Duration::from_millis(500), bob.recv()).await;
     assert!(nothing.is_err(), "nothing delivered twice");
     assert_eq!(bob.get_stats().received, sent.len() as u64);
@@ -441,12 +429,7 @@ async fn a_sender_holding_the_old_address_follows_the_recipient_after_a_failover
     let t = alice.get_stats();
     assert_eq!(t.readdressed, 2);
     assert_eq!(t.unreachable_hops, s.unreachable_hops, "not tried again");
-    let mut seen = HashSet::new();
-    for _ in 0..2 {
-        let m = within("a message", bob.recv()).await.unwrap();
-        assert!(seen.insert(m.message_id), "delivered once");
-    }
-    assert_eq!(seen, HashSet::from([first, second]));
+    receive_each_once(&bob, alice.identity(), &[first, second]).await;
     alice.stop().await;
     bob.stop().await;
 }
@@ -554,15 +537,10 @@ async fn stop_destroys_every_circuit_and_interrupted_sends_resume_after_a_restar
     assert_eq!(alice.pending_sends(), 3, "saved across the stop");
     within("restart", alice.start()).await.unwrap();
     let bob = started(config(&b_id, &b_enc, b_dir, 1)).await;
-    let mut seen = HashSet::new();
-    for _ in 0..3 {
-        let m = within("a message", bob.recv()).await.unwrap();
-        assert!(seen.insert(m.message_id), "delivered once");
-    }
+    receive_each_once(&bob, alice.identity(), &ids).await;
     for id in &ids {
         acked(&alice, *id).await;
     }
-    assert_eq!(seen, ids.iter().copied().collect::<HashSet<_>>());
     let nothing = tokio::time::timeout(Duration::from_millis(500), bob.recv()).await;
     assert!(nothing.is_err(), "nothing delivered twice");
     assert_eq!(alice.pending_sends(), 0);

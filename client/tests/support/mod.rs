@@ -58,3 +58,21 @@ pub(crate) fn state_path(name: &str) -> (tempfile::TempDir, PathBuf) {
     let path = d.path().join("node.state");
     (d, path)
 }
+
+/// Takes `ids.len()` messages from `node` and checks they are exactly `ids`, each once, all
+/// from `sender`.
+pub(crate) async fn receive_each_once(
+    node: &ournet_client::NodeClient,
+    sender: ournet_proto::keys::IdentityPublicKey,
+    ids: &[ournet_client::MessageId],
+) {
+    let mut seen = std::collections::HashSet::new();
+    for _ in ids {
+        let m = within("a message", node.recv())
+            .await
+            .unwrap_or_else(|| panic!("the node's receive queue closed"));
+        assert_eq!(m.sender, sender);
+        assert!(seen.insert(m.message_id), "delivered once");
+    }
+    assert_eq!(seen, ids.iter().copied().collect());
+}

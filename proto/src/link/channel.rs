@@ -43,7 +43,7 @@ pub struct InCell {
 impl InCell {
     /// The body (an onion body for RELAY cells).
     pub fn body_mut(&mut self) -> &mut [u8] {
-        self.cell.get_mut(HEADER_LEN..).unwrap_or_default()
+        body_of(&mut self.cell[..])
     }
 
     /// The link message of a non-RELAY cell.
@@ -51,11 +51,7 @@ impl InCell {
     /// # Errors
     /// [`crate::codec::DecodeError`] for a RELAY cell or a malformed message.
     pub fn link_msg(&self) -> Result<LinkMsg<'_>, crate::codec::DecodeError> {
-        let msg = self
-            .cell
-            .get(HEADER_LEN..HEADER_LEN + LINK_MSG_LEN)
-            .unwrap_or_default();
-        LinkMsg::decode(self.header.cmd, msg)
+        link_msg_of(&self.header, &self.cell[..])
     }
 }
 
@@ -84,7 +80,7 @@ pub struct OpenedCell<'a> {
 impl OpenedCell<'_> {
     /// The body (an onion body for RELAY cells).
     pub fn body_mut(&mut self) -> &mut [u8] {
-        self.cell.get_mut(HEADER_LEN..).unwrap_or_default()
+        body_of(&mut self.cell[..])
     }
 
     /// The link message of a non-RELAY cell.
@@ -92,12 +88,24 @@ impl OpenedCell<'_> {
     /// # Errors
     /// [`crate::codec::DecodeError`] for a RELAY cell or a malformed message.
     pub fn link_msg(&self) -> Result<LinkMsg<'_>, crate::codec::DecodeError> {
-        let msg = self
-            .cell
-            .get(HEADER_LEN..HEADER_LEN + LINK_MSG_LEN)
-            .unwrap_or_default();
-        LinkMsg::decode(self.header.cmd, msg)
+        link_msg_of(&self.header, &self.cell[..])
     }
+}
+
+/// The body of a whole cell, owned ([`InCell`]) or lent ([`OpenedCell`]).
+fn body_of(cell: &mut [u8]) -> &mut [u8] {
+    cell.get_mut(HEADER_LEN..).unwrap_or_default()
+}
+
+/// The link message of a whole non-RELAY cell, owned or lent.
+fn link_msg_of<'a>(
+    header: &CellHeader,
+    cell: &'a [u8],
+) -> Result<LinkMsg<'a>, crate::codec::DecodeError> {
+    let msg = cell
+        .get(HEADER_LEN..HEADER_LEN + LINK_MSG_LEN)
+        .unwrap_or_default();
+    LinkMsg::decode(header.cmd, msg)
 }
 
 /// An established link.
