@@ -435,6 +435,49 @@ async fn a_sender_holding_the_old_address_follows_the_recipient_after_a_failover
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_waiting_queued_follows_its_recipient_online_at_other_homes() {
+    // Bob is offline; the address Alice holds lists a home he will not come back to. Her send
+    // waits queued there; Bob comes online at another relay and publishes; Alice's send looks
+    // again while it waits and is delivered there, long before its queued-ACK timeout (60 s).
+    let a_rs = relays(171, 3);
+    let b_rs = relays(174, 2);
+    let b_dir = Seedlike::new(&[&b_rs[1]]);
+    let a_dir = Seedlike::sharing_book(&a_rs.iter().collect::<Vec<_>>(), &b_dir);
+    let (b_id, b_enc) = keys();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let old = NodeAddress::sign(
+        &IdentityKeypair::from_secret_bytes(&b_id),
+        EncryptionKeypair::from_secret_bytes(&b_enc).public(),
+        vec![b_rs[0].info.hop()],
+        now - 1,
+        now + 3600,
+    )
+    .unwrap();
+    let (a_id, a_enc) = keys();
+    let alice = started(config(&a_id, &a_enc, a_dir, 1)).await;
+    let id = alice
+        .send_message(&old, b"wait for me", SendOptions::default())
+        .await
+        .unwrap();
+    until("queued at the old home", || alice.get_stats().queued == 1).await;
+    assert_eq!(b_rs[0].metric("ournet_homes"), 0, "nobody at the old home");
+
+    let bob = started(config(&b_id, &b_enc, b_dir.clone(), 1)).await;
+    assert!(b_dir.lookup().unwrap().replaces(&old, now + 1));
+    // Without the second look the send would end `Queued` after its 60 s queued-ACK timeout.
+    acked(&alice, id).await;
+    assert_eq!(alice.get_stats().readdressed, 1);
+    receive_each_once(&bob, alice.identity(), &[id]).await;
+    let nothing = tokio::time::timeout(Duration::from_millis(500), bob.recv()).await;
+    assert!(nothing.is_err(), "nothing delivered twice");
+    alice.stop().await;
+    bob.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_maintenance_ticks_rotate_nothing() {
     // W37: the reference rotated on its first tick (its clock started at 0). With an hour's
     // interval, many ticks pass and no home moves.

@@ -15,6 +15,8 @@
 //! home answers QUEUED or every home of the address is cooling down, a newer address of the
 //! recipient from the directory (or remembered from an earlier send) takes the place of the
 //! one the send holds, and the next attempt goes to its homes, within the same retry budget.
+//! A send waiting queued keeps looking (from 5 s apart, backing off to 80 s), so a recipient
+//! that comes online at other homes gets it there instead of after `Timeouts::queued_ack`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,6 +43,9 @@ const PATH_CANDIDATES: usize = 64;
 const BUILDS_PER_ATTEMPT: usize = 2;
 /// Longest pause between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Longest gap between two lookups of a recipient while a send waits queued at its home
+/// (the first gap is `follow::LOOKUP_GAP`, doubling up to this).
+const MAX_REFOLLOW_GAP: Duration = Duration::from_secs(80);
 
 /// A send in flight.
 #[derive(Debug)]
@@ -461,6 +466,9 @@ async fn await_ack(
     let t = inner.settings.timeouts;
     let mut deadline = tokio::time::Instant::now() + t.delivery;
     let mut queued = false;
+    // While queued: when to ask again where the recipient is, and the gap after that.
+    let mut refollow = deadline;
+    let mut refollow_gap = super::follow::LOOKUP_GAP;
     loop {
         let ev = tokio::select! {
             ev = events.recv() => ev,
@@ -470,6 +478,17 @@ async fn await_ack(
                 } else {
                     Attempt::Failed("timed out waiting for delivery or ACK".into())
                 };
+            }
+            // The recipient may come online at other homes while this copy waits at the old
+            // one: look again now and then (backing off, since each lookup tells the
+            // directory whom this node writes to), and follow it there.
+            () = tokio::time::sleep_until(refollow), if queued => {
+                if let Some(to) = follow(inner, job).await {
+                    return Attempt::Moved(Box::new(to));
+                }
+                refollow_gap = (refollow_gap * 2).min(MAX_REFOLLOW_GAP);
+                refollow = tokio::time::Instant::now() + refollow_gap;
+                continue;
             }
         };
         match ev {
@@ -493,6 +512,7 @@ async fn await_ack(
                         return Attempt::Moved(Box::new(to));
                     }
                     deadline = tokio::time::Instant::now() + t.queued_ack;
+                    refollow = tokio::time::Instant::now() + refollow_gap;
                 } else {
                     return Attempt::Failed(format!("refused by the home relay ({})", status.0));
                 }
