@@ -138,6 +138,10 @@ pub struct SeedConfig {
     pub gossip_timeout_seconds: f64,
     /// Routers not seen for longer are neither sent nor merged. Default 1800.
     pub gossip_max_router_age_seconds: f64,
+    /// Most node addresses sent per exchange, the most recently issued first, so a node's
+    /// re-signed address reaches every seed within an interval and senders that ask another
+    /// seed follow it. 0 sends none (received ones are still merged). Default 200.
+    pub gossip_address_batch_size: usize,
 
     // --- misbehavior (§5.7) ---
     /// Accept reports. Default true.
@@ -272,6 +276,7 @@ impl Default for SeedConfig {
             gossip_batch_size: 20,
             gossip_timeout_seconds: 10.0,
             gossip_max_router_age_seconds: 1800.0,
+            gossip_address_batch_size: 200,
             misbehavior_reports_enabled: true,
             misbehavior_min_reports_to_flag: 3,
             misbehavior_report_window_seconds: 3600.0,

@@ -312,6 +312,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn put_address(&self, a: &StoredAddress, max: u64) -> Result<PutAddress, StoreError>;
     /// The stored address of an identity (expired or not: the caller checks).
     async fn address(&self, identity: &str) -> Result<Option<StoredAddress>, StoreError>;
+    /// Up to `limit` addresses that expire after `now`, the most recently issued first
+    /// (what a seed gossips to its peers).
+    async fn fresh_addresses(&self, now: i64, limit: u64)
+    -> Result<Vec<StoredAddress>, StoreError>;
     /// Deletes everything older than the bounds.
     async fn prune(&self, before: &PruneBefore) -> Result<(), StoreError>;
 }

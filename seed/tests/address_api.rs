@@ -145,3 +145,56 @@ async fn the_address_count_is_bounded() {
     let again = address(1, NOW + 1, NOW + 120);
     assert_eq!(publish(&h, &again.to_string()).await.0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn gossip_carries_addresses_and_merges_them_as_if_published_here() {
+    // A node that moved its homes publishes to one seed; a sender asking another seed must
+    // find the move too. A peer's gossip cannot forge, revive or roll back an address.
+    let peer = IdentityKeypair::from_secret_bytes(&[90u8; 32]);
+    let cfg = SeedConfig {
+        peer_seeds: vec![ournet_seed::config::PeerSeed {
+            url: "http://127.0.0.1:1".into(),
+            key: peer.public().to_hex(),
+        }],
+        ..test_config()
+    };
+    let h = harness_with(cfg, AsnTable::default()).await;
+    let kept = address(2, NOW, NOW + 3600);
+    assert_eq!(publish(&h, &kept.to_string()).await.0, StatusCode::OK);
+
+    let moved = address(1, NOW, NOW + 3600);
+    let rollback = address(2, NOW - 10, NOW + 3600);
+    let expired = address(3, NOW - 7200, NOW - 3600);
+    let mut body = serde_json::json!({
+        "seed_id": peer.public().to_hex(), "timestamp": h.now(), "routers": [],
+        "revocations": [],
+        "addresses": [moved.to_string(), rollback.to_string(), expired.to_string(),
+            "not an address", 7],
+    });
+    let msg = ournet_proto::canonical_json::to_compact(&body).unwrap();
+    body["signature"] = serde_json::json!(peer.sign(msg.as_bytes()).to_hex());
+    let (st, answer) = h.post("/gossip/exchange", &body, "127.0.0.1").await;
+    assert_eq!(st, StatusCode::OK, "{answer}");
+
+    let (st, v) = lookup(&h, 1).await;
+    assert_eq!(st, StatusCode::OK, "the gossiped address is served");
+    assert_eq!(v["address"].as_str(), Some(moved.to_string().as_str()));
+    let (_, v) = lookup(&h, 2).await;
+    assert_eq!(
+        v["address"].as_str(),
+        Some(kept.to_string().as_str()),
+        "an older gossiped address does not roll back"
+    );
+    assert_eq!(lookup(&h, 3).await.0, StatusCode::NOT_FOUND, "expired");
+
+    // Our answer carries what we hold, the most recently issued first.
+    let ours: Vec<&str> = answer["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(serde_json::Value::as_str)
+        .collect();
+    assert_eq!(ours.len(), 2, "{answer}");
+    assert!(ours.contains(&moved.to_string().as_str()));
+    assert!(ours.contains(&kept.to_string().as_str()));
+}

@@ -100,7 +100,7 @@ async fn a_client_that_never_finishes_its_request_head_is_disconnected() {
 }
 
 #[tokio::test]
-async fn peers_gossip_signed_routers_to_each_other() {
+async fn peers_gossip_signed_routers_and_node_addresses_to_each_other() {
     use ournet_proto::keys::IdentityKeypair;
     let (da, db) = (temp_dir("gossip-a"), temp_dir("gossip-b"));
     std::fs::write(da.join("seed_key"), [11u8; 32]).unwrap();
@@ -141,6 +141,40 @@ async fn peers_gossip_signed_routers_to_each_other() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     assert_eq!(b.discovered_ids().await, vec![r.router_id()]);
+
+    // A node address published only to B reaches A too (in B's answer to A's exchange).
+    let node = IdentityKeypair::from_secret_bytes(&[13u8; 32]);
+    let secs = process::now() as u64;
+    let home = ournet_proto::circuit::PathHop {
+        identity: IdentityKeypair::from_secret_bytes(&[14u8; 32]).public(),
+        onion_key: ournet_proto::keys::EncryptionKeypair::from_secret_bytes(&[15; 32]).public(),
+        link_key: ournet_proto::keys::EncryptionKeypair::from_secret_bytes(&[16; 32]).public(),
+        addr: "192.0.2.71:8471".parse().unwrap(),
+    };
+    let enc = ournet_proto::keys::EncryptionKeypair::from_secret_bytes(&[17; 32]).public();
+    let addr = ournet_proto::address::NodeAddress::sign(&node, enc, vec![home], secs, secs + 600)
+        .unwrap()
+        .to_string();
+    let timeout = std::time::Duration::from_secs(30);
+    let (st, _) =
+        ournet_seed::probe::request(&b.addr, "POST", "/address", Some(addr.as_bytes()), timeout)
+            .await
+            .unwrap();
+    assert_eq!(st, 200);
+    let path = format!("/address/{}", node.public().to_hex());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (st, v) = a.call("GET", &path, None).await;
+        if st == 200 {
+            assert_eq!(v["address"].as_str(), Some(addr.as_str()));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the address never reached A by gossip"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     drop((a, b));
     for d in [da, db] {
         std::fs::remove_dir_all(d).unwrap();

@@ -76,6 +76,17 @@ async fn addresses(s: &Arc<dyn Store>) {
         PutAddress::Stored
     );
     assert_eq!(s.address("n3").await.unwrap(), None);
+    // What gossip sends: unexpired, the most recently issued first, at most `limit`.
+    let fresh = s.fresh_addresses(40, 10).await.unwrap();
+    assert_eq!(fresh, vec![a("n1", "t2", 11, 50), a("n2", "u2", 2, 200)]);
+    assert_eq!(
+        s.fresh_addresses(40, 1).await.unwrap(),
+        vec![a("n1", "t2", 11, 50)]
+    );
+    assert_eq!(
+        s.fresh_addresses(50, 10).await.unwrap(),
+        vec![a("n2", "u2", 2, 200)]
+    );
     let before = PruneBefore {
         events: 0.0,
         reports: 0.0,

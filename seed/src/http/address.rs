@@ -38,10 +38,39 @@ fn rejected(reason: &str) -> AppError {
 }
 
 async fn publish_inner(s: &AppState, body: &Bytes) -> Result<Response, AppError> {
-    if body.len() > MAX_ADDRESS_TEXT {
+    let text = std::str::from_utf8(body).map_err(|_| rejected("invalid_address"))?;
+    let (addr, put) = store_address(s, text).await?;
+    let action = match put {
+        PutAddress::Stored => "stored",
+        PutAddress::Unchanged => "unchanged",
+        PutAddress::NotNewer => return Err(rejected("stale_address")),
+        _ => {
+            return Err(AppError::with(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "rejected",
+                "address_store_full",
+            ));
+        }
+    };
+    Ok(Json(json!({
+        "status": "accepted",
+        "action": action,
+        "identity": addr.identity.to_hex(),
+        "expires_at": addr.expires_at,
+        "seed_id": s.seed_id(),
+    }))
+    .into_response())
+}
+
+/// Verifies a node's address text (its own signature, expiry, our lifetime cap) and upserts
+/// it: the one path for addresses a node publishes and addresses a peer seed gossips.
+pub(super) async fn store_address(
+    s: &AppState,
+    text: &str,
+) -> Result<(NodeAddress, PutAddress), AppError> {
+    if text.len() > MAX_ADDRESS_TEXT {
         return Err(rejected("address_too_long"));
     }
-    let text = std::str::from_utf8(body).map_err(|_| rejected("invalid_address"))?;
     let now = unix_now(s);
     let addr = NodeAddress::parse(text, now).map_err(|e| match e {
         AddressError::BadSignature => rejected("invalid_signature"),
@@ -59,31 +88,11 @@ async fn publish_inner(s: &AppState, body: &Bytes) -> Result<Response, AppError>
         issued_at: secs(addr.issued_at),
         expires_at: secs(addr.expires_at),
     };
-    let action = match s
-        .0
-        .store
-        .put_address(&stored, s.0.cfg.max_addresses)
-        .await?
-    {
-        PutAddress::Stored => "stored",
-        PutAddress::Unchanged => "unchanged",
-        PutAddress::NotNewer => return Err(rejected("stale_address")),
-        _ => {
-            return Err(AppError::with(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "rejected",
-                "address_store_full",
-            ));
-        }
-    };
-    Ok(Json(json!({
-        "status": "accepted",
-        "action": action,
-        "identity": stored.identity,
-        "expires_at": addr.expires_at,
-        "seed_id": s.seed_id(),
-    }))
-    .into_response())
+    let put =
+        s.0.store
+            .put_address(&stored, s.0.cfg.max_addresses)
+            .await?;
+    Ok((addr, put))
 }
 
 async fn lookup_inner(s: &AppState, id: &str) -> Result<Response, AppError> {
@@ -112,11 +121,11 @@ async fn lookup_inner(s: &AppState, id: &str) -> Result<Response, AppError> {
     clippy::cast_sign_loss,
     reason = "the seed clock is unix seconds, positive and far below u64::MAX"
 )]
-fn unix_now(s: &AppState) -> u64 {
+pub(super) fn unix_now(s: &AppState) -> u64 {
     s.now().max(0.0) as u64
 }
 
 /// Unix seconds as the store's integer (addresses past year 292 billion saturate).
-fn secs(t: u64) -> i64 {
+pub(super) fn secs(t: u64) -> i64 {
     i64::try_from(t).unwrap_or(i64::MAX)
 }

@@ -4,7 +4,9 @@
 //! seed, whose `seed_id` is its key, with a fresh timestamp. Each router entry is merged only
 //! if its own descriptor signatures verify; a known router's descriptor is replaced only by a
 //! newer `published_at`, `last_seen` is capped at now (no future wins), and a merge refreshes
-//! the health state so gossiped routers do not flap (W32). The answer is our own signed batch.
+//! the health state so gossiped routers do not flap (W32). Node addresses ride along, each
+//! checked as if the node had published it here, so a node that moved its homes can be found
+//! at every seed, not only those it published to. The answer is our own signed batch.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -14,13 +16,13 @@ use axum::response::{IntoResponse, Response};
 use ournet_proto::descriptor::SignedDescriptor;
 use serde_json::{Map, Value, json};
 
-use super::{counted, fresh_timestamp, object, sign_body, verify_body};
+use super::{address, counted, fresh_timestamp, object, sign_body, verify_body};
 use crate::error::AppError;
 use crate::policy;
 use crate::record::{Health, RouterRecord};
 use crate::revocation::add_revocation;
 use crate::state::AppState;
-use crate::store::update_router;
+use crate::store::{PutAddress, update_router};
 
 /// Most routers accepted from one exchange.
 const MAX_MERGE: usize = 1000;
@@ -57,10 +59,28 @@ async fn exchange_inner(s: &AppState, body: &Bytes) -> Result<Response, AppError
             let _ = add_revocation(s, r, "gossip").await?;
         }
     }
+    if let Some(Value::Array(addresses)) = o.get("addresses") {
+        merge_addresses(s, addresses).await?;
+    }
     if merged > 0 {
         s.invalidate();
     }
     Ok(Json(Value::Object(outbound_batch(s).await?)).into_response())
+}
+
+/// Merges gossiped node addresses through the same checks as `POST /address` (the node's own
+/// signature, expiry, our lifetime cap; newest `issued_at` wins), so a peer can neither forge
+/// nor roll back an address. Entries that fail are skipped; a full store ends the merge.
+async fn merge_addresses(s: &AppState, addresses: &[Value]) -> Result<(), AppError> {
+    for text in addresses.iter().take(MAX_MERGE).filter_map(Value::as_str) {
+        match address::store_address(s, text).await {
+            Ok((_, PutAddress::Full)) => break,
+            Ok(_) => {}
+            Err(AppError::Internal(e)) => return Err(AppError::Internal(e)),
+            Err(e) => tracing::debug!(reason = e.reason(), "gossiped address skipped"),
+        }
+    }
+    Ok(())
 }
 
 /// Merges one gossiped entry; `true` if it added or replaced a router.
@@ -140,7 +160,8 @@ fn gossip_health(entry: &Value, last_seen: f64) -> Health {
     }
 }
 
-/// Our signed gossip body: fresh, served routers (at most `gossip_batch_size`) and revocations.
+/// Our signed gossip body: fresh, served routers (at most `gossip_batch_size`), revocations,
+/// and the most recently issued node addresses (at most `gossip_address_batch_size`).
 pub(crate) async fn outbound_batch(s: &AppState) -> Result<Map<String, Value>, AppError> {
     let cfg = &s.0.cfg;
     let now = s.now();
@@ -161,11 +182,23 @@ pub(crate) async fn outbound_batch(s: &AppState) -> Result<Map<String, Value>, A
     } else {
         Vec::new()
     };
+    let limit = u64::try_from(cfg.gossip_address_batch_size).unwrap_or(u64::MAX);
+    let addresses: Vec<Value> = if limit == 0 {
+        Vec::new()
+    } else {
+        s.0.store
+            .fresh_addresses(address::secs(address::unix_now(s)), limit)
+            .await?
+            .into_iter()
+            .map(|a| Value::String(a.text))
+            .collect()
+    };
     let mut o = Map::new();
     o.insert("seed_id".into(), s.0.seed_key.public().to_hex().into());
     o.insert("timestamp".into(), json!(now));
     o.insert("routers".into(), Value::Array(routers));
     o.insert("revocations".into(), Value::Array(revocations));
+    o.insert("addresses".into(), Value::Array(addresses));
     sign_body(s, &mut o);
     Ok(o)
 }

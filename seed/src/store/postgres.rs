@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS flags (router_id TEXT PRIMARY KEY, flagged_at DOUBLE 
 CREATE TABLE IF NOT EXISTS revocations (seed_id TEXT PRIMARY KEY, record TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS addresses (identity TEXT PRIMARY KEY, address TEXT NOT NULL,
     issued_at BIGINT NOT NULL, expires_at BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS addresses_by_issue ON addresses (issued_at);
 ALTER TABLE routers ADD COLUMN IF NOT EXISTS version BIGINT NOT NULL DEFAULT 0;
 ";
 
@@ -471,12 +472,24 @@ impl Store for PgStore {
                 &[&identity],
             )
             .await?;
-        Ok(row.map(|r| StoredAddress {
-            identity: r.get(0),
-            text: r.get(1),
-            issued_at: r.get(2),
-            expires_at: r.get(3),
-        }))
+        Ok(row.as_ref().map(address_row))
+    }
+
+    async fn fresh_addresses(
+        &self,
+        now: i64,
+        limit: u64,
+    ) -> Result<Vec<StoredAddress>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .client
+            .query(
+                "SELECT identity, address, issued_at, expires_at FROM addresses
+                 WHERE expires_at > $1 ORDER BY issued_at DESC, identity LIMIT $2",
+                &[&now, &limit],
+            )
+            .await?;
+        Ok(rows.iter().map(address_row).collect())
     }
 
     async fn prune(&self, before: &PruneBefore) -> Result<(), StoreError> {
@@ -504,5 +517,15 @@ impl Store for PgStore {
         )
         .await?;
         Ok(())
+    }
+}
+
+/// An `addresses` row (identity, address, issued_at, expires_at).
+fn address_row(r: &tokio_postgres::Row) -> StoredAddress {
+    StoredAddress {
+        identity: r.get(0),
+        text: r.get(1),
+        issued_at: r.get(2),
+        expires_at: r.get(3),
     }
 }

@@ -67,6 +67,7 @@ CREATE TABLE IF NOT EXISTS flags (router_id TEXT PRIMARY KEY, flagged_at REAL NO
 CREATE TABLE IF NOT EXISTS revocations (seed_id TEXT PRIMARY KEY, record TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS addresses (identity TEXT PRIMARY KEY, address TEXT NOT NULL,
     issued_at INTEGER NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS addresses_by_issue ON addresses (issued_at);
 ";
 
 /// Inserts an address for a known identity or while under the cap; replaces only a strictly
@@ -582,16 +583,24 @@ impl Store for SqliteStore {
         Ok(c.query_row(
             "SELECT identity, address, issued_at, expires_at FROM addresses WHERE identity = ?1",
             [identity],
-            |r| {
-                Ok(StoredAddress {
-                    identity: r.get(0)?,
-                    text: r.get(1)?,
-                    issued_at: r.get(2)?,
-                    expires_at: r.get(3)?,
-                })
-            },
+            address_row,
         )
         .optional()?)
+    }
+
+    async fn fresh_addresses(
+        &self,
+        now: i64,
+        limit: u64,
+    ) -> Result<Vec<StoredAddress>, StoreError> {
+        let c = self.db()?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut st = c.prepare_cached(
+            "SELECT identity, address, issued_at, expires_at FROM addresses
+             WHERE expires_at > ?1 ORDER BY issued_at DESC, identity LIMIT ?2",
+        )?;
+        let rows = st.query_map(params![now, limit], address_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     async fn prune(&self, before: &PruneBefore) -> Result<(), StoreError> {
@@ -627,4 +636,14 @@ fn prune_tx(c: &mut Connection, before: &PruneBefore) -> Result<(), StoreError> 
     }
     c.commit()?;
     Ok(())
+}
+
+/// An `addresses` row (identity, address, issued_at, expires_at).
+fn address_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredAddress> {
+    Ok(StoredAddress {
+        identity: r.get(0)?,
+        text: r.get(1)?,
+        issued_at: r.get(2)?,
+        expires_at: r.get(3)?,
+    })
 }
