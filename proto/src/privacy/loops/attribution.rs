@@ -61,6 +61,7 @@ pub struct Suspect {
 
 /// What the node does about an alarm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AlarmAction {
     /// Replace this home (make-before-break) and keep it out for a cooldown.
     LeaveHome([u8; 32]),
