@@ -119,8 +119,9 @@ pub struct NodeConfig {
     /// Cover traffic while idle (spec §5.20): DROP cells on home circuits.
     pub cover: CoverTrafficConfig,
     /// Loop cover traffic while the privacy config's `mix_network` is enabled with
-    /// `loop_cover_traffic`: the mean interval (default 10 s), the return timeout and the
-    /// loss ratio that logs a warning.
+    /// `loop_cover_traffic`: the mean interval (default 10 s), the return timeout, the loss
+    /// ratio that raises an alarm (logged at warn; a blamed home is left, a blamed first hop
+    /// avoided) and the least time between two such reactions (default 10 min).
     pub loop_cover: LoopCoverConfig,
     /// The one state file (W23); `None` keeps state in memory only.
     pub state_path: Option<PathBuf>,

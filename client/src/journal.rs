@@ -41,6 +41,8 @@ pub(crate) enum Op {
     Remove(String),
     /// A (sender hex, message id hex, unix time) pair entered the de-duplication window.
     Seen(String, String, u64),
+    /// The loops in flight saved at a stop (or none, once restored), replacing the last list.
+    Loops(Vec<crate::state::SavedLoopHex>),
 }
 
 /// What a journal file of the expected epoch held.

@@ -206,6 +206,9 @@ impl NodeClient {
             return Ok(());
         }
         inner.shutdown.send_replace(false);
+        // Before any HOME_AUTH: a home hands over the loops it queued at once.
+        inner.loops.restore(inner.store.loops());
+        inner.store.set_loops(Vec::new());
         let got = home::ensure_homes(inner).await;
         if got < inner.settings.min {
             self.stop().await;

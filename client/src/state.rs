@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use hkdf::Hkdf;
 use ournet_proto::keys::IdentityKeypair;
+use ournet_proto::privacy::loops::{LoopRoute, MAX_OUTSTANDING_LOOPS, SavedLoop};
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -86,7 +87,14 @@ pub(crate) struct StateBody {
     /// absent in a snapshot written before journals, whose next save writes a new snapshot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) journal: Option<String>,
+    /// Loop cover messages in flight at the last stop, as `[id hex, home hex, first hop
+    /// hex]` (`node::loops`); absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) loops: Vec<SavedLoopHex>,
 }
+
+/// A saved loop in the state's text form: message id, home and first hop, in hex.
+pub(crate) type SavedLoopHex = (String, String, String);
 
 impl StateBody {
     /// The de-duplication window saved here.
@@ -109,6 +117,38 @@ impl StateBody {
             .map(|(k, t)| (hex::encode(k.sender), hex::encode(k.message_id), *t))
             .collect();
     }
+}
+
+/// Saved loops from their text form, at most [`MAX_OUTSTANDING_LOOPS`] (the newest).
+pub(crate) fn loops_from_hex(saved: &[SavedLoopHex]) -> Result<Vec<SavedLoop>, StateError> {
+    let skip = saved.len().saturating_sub(MAX_OUTSTANDING_LOOPS);
+    saved
+        .iter()
+        .skip(skip)
+        .map(|(id, home, first_hop)| {
+            Ok(SavedLoop {
+                id: from_hex(id)?,
+                route: LoopRoute {
+                    home: from_hex(home)?,
+                    first_hop: from_hex(first_hop)?,
+                },
+            })
+        })
+        .collect()
+}
+
+/// Saved loops in their text form.
+pub(crate) fn loops_to_hex(saved: &[SavedLoop]) -> Vec<SavedLoopHex> {
+    saved
+        .iter()
+        .map(|s| {
+            (
+                hex::encode(s.id),
+                hex::encode(s.route.home),
+                hex::encode(s.route.first_hop),
+            )
+        })
+        .collect()
 }
 
 /// Decodes fixed-size hex from the state.
@@ -325,6 +365,7 @@ mod tests {
             }],
             seen: vec![("22".repeat(32), "33".repeat(16), 5)],
             journal: None,
+            loops: vec![("44".repeat(16), "55".repeat(32), "66".repeat(32))],
         }
     }
 
@@ -374,5 +415,30 @@ mod tests {
             ..StateBody::default()
         };
         assert!(matches!(bad_hex.dedup(), Err(StateError::Contents(_))));
+        let bad_loop = [("44".repeat(16), "55".repeat(31), "66".repeat(32))];
+        assert!(matches!(
+            loops_from_hex(&bad_loop),
+            Err(StateError::Contents(_))
+        ));
+    }
+
+    #[test]
+    fn saved_loops_round_trip_and_stay_bounded() {
+        let saved: Vec<SavedLoop> = (0..MAX_OUTSTANDING_LOOPS + 5)
+            .map(|i| SavedLoop {
+                id: u128::try_from(i).unwrap().to_be_bytes(),
+                route: LoopRoute {
+                    home: [1; 32],
+                    first_hop: [2; 32],
+                },
+            })
+            .collect();
+        let back = loops_from_hex(&loops_to_hex(&saved)).unwrap();
+        assert_eq!(back.len(), MAX_OUTSTANDING_LOOPS);
+        assert_eq!(back[..], saved[5..], "the newest are kept");
+        // A state written before loops were saved reads as none.
+        let old = br#"{"pending":[],"seen":[]}"#;
+        let body: StateBody = serde_json::from_slice(old).unwrap();
+        assert!(body.loops.is_empty());
     }
 }

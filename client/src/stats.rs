@@ -65,8 +65,20 @@ pub struct NodeStats {
     pub loops_returned: u64,
     /// Loop messages not back within the timeout. A rising share of `loops_sent` is the
     /// Loopix sign of relays dropping this node's traffic; the node logs a warning past
-    /// `LoopCoverConfig::warn_loss_ratio`.
+    /// `LoopCoverConfig::warn_loss_ratio`. Includes loops written off with a relay an alarm
+    /// blamed.
     pub loops_lost: u64,
+    /// Loops in flight at the last `stop()`, saved in the state and awaited again since.
+    pub loops_restored: u64,
+    /// Restored loops that came back after the restart (also in `loops_returned`).
+    pub loops_returned_after_restart: u64,
+    /// Loop-loss alarms raised (loss ratio past `LoopCoverConfig::warn_loss_ratio`).
+    pub loop_alarms: u64,
+    /// Homes replaced because an alarm blamed them (also in `rotations`); at most one
+    /// reaction per `LoopCoverConfig::reaction_gap`.
+    pub loop_alarm_rotations: u64,
+    /// First hops put in cooldown because an alarm blamed them.
+    pub loop_alarm_avoided_hops: u64,
 }
 
 /// The live counters behind [`NodeStats`].
@@ -91,6 +103,8 @@ pub(crate) struct Counters {
     pub(crate) cover_cells: AtomicU64,
     pub(crate) paths_by_hops: [AtomicU64; MAX_MIX_HOPS + 1],
     pub(crate) short_paths: AtomicU64,
+    pub(crate) loop_alarm_rotations: AtomicU64,
+    pub(crate) loop_alarm_avoided_hops: AtomicU64,
     latencies: Mutex<VecDeque<Duration>>,
 }
 
@@ -149,6 +163,11 @@ impl Counters {
             loops_sent: 0,
             loops_returned: 0,
             loops_lost: 0,
+            loops_restored: 0,
+            loops_returned_after_restart: 0,
+            loop_alarms: 0,
+            loop_alarm_rotations: r(&self.loop_alarm_rotations),
+            loop_alarm_avoided_hops: r(&self.loop_alarm_avoided_hops),
         }
     }
 }

@@ -3,6 +3,13 @@
 //! never reach `recv()`, loops are not journalled and stop with the node, a network too small
 //! for the drawn length falls back to a shorter path, and late loops count as lost.
 //!
+//! Loop-loss alarms: a home that stops handing the node its messages (the test plays the
+//! attacker by HOME_AUTHing a twin of the node at that home with the node's own key, so the
+//! relay delivers the node's traffic to the twin, while the node's own home circuit stays up
+//! and answers PINGs) is left once, by rotation, and messages then arrive exactly once. A
+//! loop sent before a restart and handed back after it (the twin holds it and replays it) is
+//! counted as returned after the restart.
+//!
 //! The first test prints the send-to-ACK latency of pooled 3-hop circuits (mixing off), fresh
 //! 3-hop mix circuits and fresh 4-5-hop mix circuits, side by side from one run; it asserts
 //! nothing about them (speed is never a test).
@@ -21,16 +28,18 @@ use ournet_client::{
     ClientError, MessageId, NodeClient, NodeConfig, SendOptions, SendOutcome, create_node_client,
 };
 use ournet_proto::address::NodeAddress;
+use ournet_proto::circuit::{ClientEvent, PathHop};
 use ournet_proto::keys::{EncryptionKeypair, IdentityKeypair};
 use ournet_proto::privacy::{
     LoopCoverConfig, MixNetworkConfig, PRIVACY_LOW, PrivacyConfigError, PrivacyLevel,
     TrafficAnalysisMitigationConfig,
 };
-use ournet_tests::client::rng;
+use ournet_proto::relay_msg::DeliveryStatus;
+use ournet_tests::client::{Circ, Link, rng};
 use ournet_tests::relay::RelayProc;
 
 mod support;
-use support::{HANG, relay_info, relays, state_path, until, within};
+use support::{HANG, receive_each_once, relay_info, relays, state_path, until, within};
 
 /// Messages per latency variant.
 const SENDS: usize = 10;
@@ -205,6 +214,183 @@ async fn a_small_network_shortens_mix_paths_and_late_loops_are_lost_not_delivere
     let nothing = tokio::time::timeout(Duration::from_secs(1), carol.recv()).await;
     assert!(nothing.is_err(), "recv() yields no loop: {nothing:?}");
     carol.stop().await;
+}
+
+/// A captured delivery: the relay's message id and the sealed envelope.
+type Captured = ([u8; 16], Vec<u8>);
+
+/// The hop of the relay with router id `router_id`.
+fn hop_of(rs: &[RelayProc], router_id: &str) -> PathHop {
+    rs.iter()
+        .find(|r| r.info.identity.to_hex() == router_id)
+        .unwrap()
+        .info
+        .hop()
+}
+
+/// A copy of `id` (the test needs the node's key for the twin; keys are not `Clone`).
+fn copy(id: &IdentityKeypair) -> IdentityKeypair {
+    IdentityKeypair::from_secret_bytes(&id.secret_bytes())
+}
+
+/// HOME_AUTHs a twin of `who` at `home`, so the relay hands `who`'s messages to the twin
+/// instead of to the node, whose own home circuit stays up. The twin takes up to `keep`
+/// messages (never ACKing them) in a thread, which ends once it has them or the relay is
+/// quiet for the read timeout. Returns once the twin is registered.
+async fn hijack(
+    home: PathHop,
+    who: IdentityKeypair,
+    keep: usize,
+) -> tokio::task::JoinHandle<Vec<Captured>> {
+    let (ready_tx, ready) = tokio::sync::oneshot::channel();
+    let twin = tokio::task::spawn_blocking(move || {
+        let link = Link::connect(&home);
+        let (mut circ, _) = Circ::home(link, home, &who).unwrap();
+        let _ = ready_tx.send(());
+        let mut got = Vec::new();
+        while got.len() < keep {
+            match circ.wait_for(|e| matches!(e, ClientEvent::Message { .. })) {
+                Ok(ClientEvent::Message {
+                    message_id,
+                    envelope,
+                }) => got.push((message_id, envelope)),
+                _ => break,
+            }
+        }
+        got
+    });
+    within("the twin's HOME_AUTH", ready).await.unwrap();
+    twin
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_home_that_drops_loops_is_left_once_and_messages_then_arrive_once() {
+    let rs = relays(101, 6);
+    let dir = directory(&rs);
+    let mut a = config(dir.clone(), 1);
+    a.privacy_config = Some(mixing(3, 3, true));
+    // Short enough for the test to see losses; a slow honest loop lost later on a loaded
+    // machine can raise another alarm, but the reaction gap (10 min) holds its reaction.
+    a.loop_cover.return_timeout = Duration::from_secs(5);
+    let twin_key = copy(&a.identity);
+    let alice = started(a).await;
+    let home = alice.homes()[0].router_id.clone();
+    let twin = hijack(hop_of(&rs, &home), twin_key, usize::MAX).await;
+
+    until("an alarm rotation", || {
+        alice.get_stats().loop_alarm_rotations >= 1
+    })
+    .await;
+    let homes: Vec<String> = alice.homes().into_iter().map(|h| h.router_id).collect();
+    assert!(
+        !homes.contains(&home),
+        "left the home that lost the loops: {homes:?}"
+    );
+    assert_eq!(homes.len(), 1, "make-before-break kept one home");
+    let s = alice.get_stats();
+    assert!(s.loop_alarms >= 1 && s.rotations >= 1, "{s:?}");
+    assert_eq!(s.failovers, 0, "the old home never died: {s:?}");
+
+    // Loops come back through the new home, and messages arrive exactly once.
+    let returned = s.loops_returned;
+    until("loops back through the new home", || {
+        alice.get_stats().loops_returned >= returned + 3
+    })
+    .await;
+    let bob = started(config(dir, 1)).await;
+    let to_alice = alice.address().unwrap();
+    let mut ids = Vec::new();
+    for i in 0..SENDS {
+        let id = bob
+            .send_message(
+                &to_alice,
+                format!("m{i}").as_bytes(),
+                SendOptions::default(),
+            )
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    for id in &ids {
+        let outcome = within("outcome", bob.wait_outcome(*id)).await.unwrap();
+        assert!(matches!(outcome, SendOutcome::Acked { .. }), "{outcome:?}");
+    }
+    receive_each_once(&alice, bob.identity(), &ids).await;
+    let s = alice.get_stats();
+    assert_eq!(s.received, SENDS as u64);
+    assert_eq!(s.duplicates, 0);
+    assert_eq!(s.loop_alarm_rotations, 1, "one attack, one rotation: {s:?}");
+    alice.stop().await;
+    bob.stop().await;
+    drop(rs); // the twin's link closes with its relay
+    let taken = within("the twin ends", twin).await.unwrap();
+    assert!(!taken.is_empty(), "the twin took the node's loops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loop_sent_before_a_restart_and_returned_after_it_is_counted() {
+    let rs = relays(111, 4);
+    let dir = directory(&rs);
+    let (_dir, path) = state_path("loop-restart");
+    let mut a = config(dir.clone(), 1);
+    a.state_path = Some(path.clone());
+    a.privacy_config = Some(mixing(3, 3, true));
+    let (id_key, enc_key) = (copy(&a.identity), a.encryption.secret_bytes());
+    let twin_key = copy(&a.identity);
+    let alice = started(a).await;
+    let home = alice.homes()[0].router_id.clone();
+    // The twin holds the first loop back: it stays in flight (the return timeout is HANG).
+    let twin = hijack(hop_of(&rs, &home), twin_key, 1).await;
+    let held = within("a loop held by the twin", twin).await.unwrap();
+    let [(loop_id, envelope)] = <[Captured; 1]>::try_from(held).unwrap();
+    alice.stop().await;
+    assert!(alice.get_stats().loops_sent >= 1);
+
+    // Restart from the state file (no new loops: mixing without loop cover).
+    let mut b = config(dir, 1);
+    b.identity = id_key;
+    b.encryption = EncryptionKeypair::from_secret_bytes(&enc_key);
+    b.state_path = Some(path.clone());
+    b.privacy_config = Some(mixing(3, 3, false));
+    let me = b.identity.public();
+    let alice = started(b).await;
+    assert!(
+        alice.get_stats().loops_restored >= 1,
+        "the loop in flight was saved"
+    );
+
+    // The held loop comes back, through whichever home the restarted node has now.
+    let now_home = hop_of(&rs, &alice.homes()[0].router_id);
+    let other = rs
+        .iter()
+        .map(|r| r.info.hop())
+        .find(|h| h.identity != now_home.identity)
+        .unwrap();
+    let status = tokio::task::spawn_blocking(move || {
+        let mut c = Circ::build(vec![other, now_home]).unwrap();
+        c.circ
+            .send_message(loop_id, me.to_bytes(), envelope)
+            .unwrap();
+        let ev = c
+            .wait_for(|e| matches!(e, ClientEvent::DeliveryStatus { .. }))
+            .unwrap();
+        let ClientEvent::DeliveryStatus { status, .. } = ev else {
+            unreachable!("wait_for gave {ev:?}")
+        };
+        status
+    });
+    let status = within("the replay's status", status).await.unwrap();
+    assert_eq!(status, DeliveryStatus::DELIVERED);
+    until("the held loop counted", || {
+        alice.get_stats().loops_returned_after_restart >= 1
+    })
+    .await;
+    let s = alice.get_stats();
+    assert!(s.loops_returned >= s.loops_returned_after_restart, "{s:?}");
+    assert_eq!(s.loops_sent, 0, "no loop sent since the restart: {s:?}");
+    assert_eq!(s.received, 0, "a loop never reaches the app");
+    alice.stop().await;
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
 
 #[test]

@@ -118,7 +118,7 @@ pub(super) async fn choose(
 }
 
 /// Keeps the homes at target (at once after a home dies, else every maintenance interval),
-/// rotates one when due, and keeps the address fresh (re-signed past half its lifetime).
+/// replaces a home loop losses blamed, rotates one when due, and keeps the address fresh (re-signed past half its lifetime).
 pub(super) async fn maintain(inner: Arc<Inner>) {
     let mut shutdown = inner.shutdown.subscribe();
     // W37: the rotation clock starts now, not at 0.
@@ -141,6 +141,7 @@ pub(super) async fn maintain(inner: Arc<Inner>) {
         // Cleared before the top-up: a home lost during it sets it again.
         inner.failover_pending.store(false, Ordering::SeqCst);
         ensure_homes(&inner).await;
+        rotation::leave_blamed(&inner).await;
         rotation::rotate_if_due(&inner, &mut last_rotation).await;
         if inner.address_is_stale() {
             inner.readdress().await;

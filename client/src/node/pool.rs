@@ -34,6 +34,8 @@ type Waiters = Arc<Mutex<HashMap<[u8; 16], mpsc::Sender<CircEvent>>>>;
 #[derive(Debug, Clone)]
 pub(super) struct SendCircuit {
     circ: CircuitHandle,
+    /// The identity key of the path's first hop (loops are blamed on it, `super::loops`).
+    first_hop: [u8; 32],
     waiters: Waiters,
     built: Instant,
     alive: Arc<AtomicBool>,
@@ -41,14 +43,16 @@ pub(super) struct SendCircuit {
 }
 
 impl SendCircuit {
-    /// Wraps a built circuit and starts its dispatcher.
+    /// Wraps a built circuit whose first hop is `first_hop` and starts its dispatcher.
     pub(super) fn start(
         inner: &Inner,
         circ: CircuitHandle,
         events: mpsc::Receiver<CircEvent>,
+        first_hop: [u8; 32],
     ) -> Self {
         let sc = Self {
             circ,
+            first_hop,
             waiters: Arc::default(),
             built: Instant::now(),
             alive: Arc::new(AtomicBool::new(true)),
@@ -56,6 +60,11 @@ impl SendCircuit {
         };
         inner.spawn(dispatch(events, sc.waiters.clone(), sc.alive.clone()));
         sc
+    }
+
+    /// The identity key of the path's first hop.
+    pub(super) fn first_hop(&self) -> [u8; 32] {
+        self.first_hop
     }
 
     /// The circuit.

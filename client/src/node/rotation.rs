@@ -19,6 +19,10 @@
 //! runs at a time and never alongside a failover: it is skipped while a lost home waits for
 //! its replacement, and a home lost during a rotation keeps the old home (the new one then
 //! stands in for the lost one).
+//!
+//! The same steps replace a home that a loop-loss alarm blamed ([`leave_blamed`], spec
+//! §5.19-§5.20: Loopix loops expose a provider that drops the node's traffic), at most once
+//! per `LoopCoverConfig::reaction_gap` (`proto` decides).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -55,6 +59,37 @@ pub(super) async fn rotate_if_due(inner: &Arc<Inner>, last_rotation: &mut Instan
             Counters::bump(&inner.counters.rotations);
         }
         Err(why) => tracing::debug!("no home rotation this time: {why}"),
+    }
+}
+
+/// Replaces the home a loop-loss alarm blamed (`super::loops`; already cooling down, so
+/// it is chosen again neither as a home nor as a hop), make-before-break like a scheduled
+/// rotation. Waits for the next tick while a lost home waits for its replacement; gives up
+/// when the blamed relay is no longer a home.
+pub(super) async fn leave_blamed(inner: &Arc<Inner>) {
+    let Some(blamed) = inner.loops.take_leave() else {
+        return;
+    };
+    if inner.failover_pending.load(Ordering::SeqCst) {
+        inner.loops.ask_leave(blamed);
+        return;
+    }
+    let home = inner
+        .lock_homes()
+        .iter()
+        .find(|h| h.relay.hop.identity.to_bytes() == blamed)
+        .map(|h| (h.relay.router_id.clone(), h.relay.hop.addr));
+    let Some((old, addr)) = home else {
+        tracing::debug!("the home lost loops blamed is no longer a home");
+        return;
+    };
+    match rotate(inner, &old).await {
+        Ok(()) => {
+            tracing::warn!("left home {addr}: it lost this node's loop messages");
+            Counters::bump(&inner.counters.rotations);
+            Counters::bump(&inner.counters.loop_alarm_rotations);
+        }
+        Err(why) => tracing::warn!("could not leave home {addr}, which lost loops: {why}"),
     }
 }
 

@@ -436,7 +436,8 @@ async fn build_once(inner: &Arc<Inner>, home: &PathHop) -> Result<SendCircuit, B
             if path.len() < drawn {
                 Counters::bump(&inner.counters.short_paths);
             }
-            Ok(SendCircuit::start(inner, circ, events))
+            let first_hop = path[0].identity.to_bytes();
+            Ok(SendCircuit::start(inner, circ, events, first_hop))
         }
         Err(ClientError::Unreachable { hop }) if hop < path.len() => {
             // Blame the relay the path could not reach, wherever it is: a dead home is as

@@ -5,7 +5,8 @@
 //! send circuits, and the circuits of sends interrupted mid-attempt. Closing a link destroys
 //! each circuit on it with a DESTROY cell written before the socket closes, so every relay on
 //! the path frees it at once. Interrupted sends are still pending in the state, which is saved
-//! last, and resume at the next start.
+//! last, and resume at the next start; loop cover messages in flight are saved with it, and
+//! awaited again then.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -21,7 +22,7 @@ use crate::link::driver::CLOSE_FLUSH;
 pub(super) async fn stop(inner: &Arc<Inner>) {
     inner.shutdown.send_replace(true);
     end_tasks(inner).await;
-    inner.loops.abandon();
+    inner.store.set_loops(inner.loops.take_outstanding());
     inner.lock_homes().clear();
     inner.lock_draining().clear();
     inner.failover_pending.store(false, Ordering::SeqCst);

@@ -17,6 +17,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ournet_proto::keys::IdentityKeypair;
+use ournet_proto::privacy::loops::SavedLoop;
 
 use crate::dedup::{DedupWindow, SeenKey};
 use crate::journal::{self, Epoch, Op};
@@ -33,6 +34,8 @@ const MAX_LOG: usize = 4096;
 struct Data {
     pending: BTreeMap<String, PendingSend>,
     dedup: DedupWindow,
+    /// Loops in flight at the last stop.
+    loops: Vec<SavedLoop>,
     generation: u64,
     /// Changes not yet in the journal (only with a state path).
     log: Vec<Op>,
@@ -77,6 +80,7 @@ impl Store {
         };
         let mut data = Data {
             dedup: body.dedup()?,
+            loops: state::loops_from_hex(&body.loops)?,
             ..Data::default()
         };
         for p in body.pending {
@@ -136,6 +140,26 @@ impl Store {
         new
     }
 
+    /// The loops in flight saved at the last stop.
+    pub(crate) fn loops(&self) -> Vec<SavedLoop> {
+        self.lock().loops.clone()
+    }
+
+    /// Replaces the saved loops (as many as the tracker had in flight: at most
+    /// [`MAX_OUTSTANDING_LOOPS`](ournet_proto::privacy::loops::MAX_OUTSTANDING_LOOPS)).
+    pub(crate) fn set_loops(&self, loops: Vec<SavedLoop>) {
+        let mut d = self.lock();
+        if d.loops.is_empty() && loops.is_empty() {
+            return;
+        }
+        let op = self
+            .path
+            .is_some()
+            .then(|| Op::Loops(state::loops_to_hex(&loops)));
+        d.loops = loops;
+        d.changed(op);
+    }
+
     /// Returns once everything changed so far is on disk (at once without a state path).
     pub(crate) async fn flush(&self) -> Result<(), StateError> {
         let Some(path) = self.path.clone() else {
@@ -166,6 +190,7 @@ impl Store {
                     let mut body = StateBody {
                         pending: d.pending.values().cloned().collect(),
                         journal: Some(hex::encode(epoch)),
+                        loops: state::loops_to_hex(&d.loops),
                         ..StateBody::default()
                     };
                     body.set_dedup(&d.dedup);
@@ -221,6 +246,7 @@ impl Data {
                 };
                 self.dedup.insert(key, t);
             }
+            Op::Loops(saved) => self.loops = state::loops_from_hex(&saved)?,
         }
         Ok(())
     }
@@ -386,6 +412,41 @@ mod tests {
         assert_eq!(ids(&s), ["b"]);
         assert!(!s.first_sight(seen(1), 101), "still de-duplicated");
         assert!(s.first_sight(seen(2), 101));
+    }
+
+    #[tokio::test]
+    async fn saved_loops_survive_a_restart_through_the_journal_and_the_snapshot() {
+        use ournet_proto::privacy::loops::LoopRoute;
+        let (_dir, path) = state_path("loops");
+        let saved = |n: u8| SavedLoop {
+            id: [n; 16],
+            route: LoopRoute {
+                home: [n; 32],
+                first_hop: [n + 1; 32],
+            },
+        };
+        let s = Store::open(Some(path.clone()), &identity()).unwrap();
+        s.put_pending(send("a"));
+        s.flush().await.unwrap(); // snapshot, then the loops go to the journal
+        s.set_loops(vec![saved(1), saved(2)]);
+        s.flush().await.unwrap();
+        drop(s);
+        let s = Store::open(Some(path.clone()), &identity()).unwrap();
+        assert_eq!(s.loops(), [saved(1), saved(2)], "from the journal");
+        s.set_loops(Vec::new());
+        s.flush().await.unwrap();
+        drop(s);
+        let s = Store::open(Some(path.clone()), &identity()).unwrap();
+        assert!(s.loops().is_empty(), "restored once, then cleared");
+        // A compaction keeps them in the snapshot.
+        s.set_loops(vec![saved(3)]);
+        *s.write.lock().await = None;
+        s.flush().await.unwrap();
+        drop(s);
+        let body = state::load(&path, &StateKey::derive(&identity())).unwrap();
+        assert_eq!(body.loops.len(), 1);
+        let s = Store::open(Some(path), &identity()).unwrap();
+        assert_eq!(s.loops(), [saved(3)]);
     }
 
     #[tokio::test]

@@ -12,9 +12,18 @@
 //! Loops that do not come back within [`LoopCoverConfig::return_timeout`] are lost. Honest
 //! relays lose few; a rising loss rate means someone drops or delays this node's traffic (an
 //! n-1 attack isolates a target by blocking everyone else's messages), so [`LoopTracker`]
-//! raises a [`LossAlarm`] once the recent loss ratio reaches a threshold.
+//! raises a [`LossAlarm`] once the recent loss ratio reaches a threshold. Each outcome keeps
+//! its [`LoopRoute`] (home and first hop), so the alarm names the relay that explains the
+//! losses, if one does, and the action the node takes: leave that home or avoid that first
+//! hop, at most once per [`LoopCoverConfig::reaction_gap`], after which the window starts
+//! afresh ([`attribution`]).
 //!
-//! Sans-IO: [`LoopTracker`] takes `now` as an argument and says when it next needs to run
+//! Loops in flight when the node stops are saved with its state and awaited again after the
+//! restart ([`LoopTracker::take_outstanding`], [`LoopTracker::restore`]), so a loop its home
+//! queued while it was away counts as returned ([`LoopCounts::returned_after_restart`]).
+//!
+//! Sans-IO: [`LoopTracker`] takes `now` as an argument, hands alarms out through
+//! [`LoopTracker::poll_alarm`] and says when it next needs to run
 //! ([`LoopTracker::poll_timeout`]); [`LoopCoverConfig::next_interval`] takes the RNG.
 
 use std::collections::VecDeque;
@@ -26,10 +35,16 @@ use rand_core::CryptoRngCore;
 use sha2::Sha256;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+use self::attribution::decide;
+pub use self::attribution::{
+    AlarmAction, LoopOutcome, LoopRoute, MIN_SUSPECT_OUTCOMES, Suspect, SuspectRole,
+};
 use super::MIN_SEND_INTERVAL;
 use super::sampling::{duration_from_secs, exponential, uniform_index};
 use crate::ct::CtArray;
 use crate::keys::IdentityKeypair;
+
+pub mod attribution;
 
 /// Length of a loop message's content.
 pub const LOOP_TOKEN_LEN: usize = 32;
@@ -64,16 +79,20 @@ pub struct LoopCoverConfig {
     pub warn_loss_ratio: f64,
     /// Outcomes needed before any alarm, so one early loss is not a 100 % rate. Default 8.
     pub min_outcomes: usize,
+    /// Least time between two reactions to alarms ([`AlarmAction`]): one attack moves the
+    /// node off one relay, not through every relay in turn. Default 10 min.
+    pub reaction_gap: Duration,
 }
 
 impl LoopCoverConfig {
     /// Defaults: a loop every 10 s on average, lost after 60 s, alarm at 25 % of the last
-    /// [`LOSS_WINDOW`] outcomes once 8 are known.
+    /// [`LOSS_WINDOW`] outcomes once 8 are known, at most one reaction per 10 minutes.
     pub const DEFAULT: Self = Self {
         mean_interval: Duration::from_secs(10),
         return_timeout: Duration::from_secs(60),
         warn_loss_ratio: 0.25,
         min_outcomes: 8,
+        reaction_gap: Duration::from_secs(600),
     };
 
     /// Time until the next loop: an exponential draw with mean `mean_interval`, never less
@@ -182,20 +201,33 @@ impl LoopSizes {
 pub struct LoopCounts {
     /// Loops put on a circuit.
     pub sent: u64,
-    /// Loops that came back in time.
+    /// Loops that came back in time (restored ones included).
     pub returned: u64,
-    /// Loops not back within the timeout (or pushed out past [`MAX_OUTSTANDING_LOOPS`]).
+    /// Loops not back within the timeout (or pushed out past [`MAX_OUTSTANDING_LOOPS`], or
+    /// written off with the relay an alarm blamed).
     pub lost: u64,
+    /// Loops in flight at the last stop, awaited again since ([`LoopTracker::restore`]).
+    pub restored: u64,
+    /// Restored loops that came back (also in `returned`).
+    pub returned_after_restart: u64,
+    /// Alarms raised.
+    pub alarms: u64,
+    /// Alarms the node reacted to ([`AlarmAction::reacts`]).
+    pub reactions: u64,
 }
 
 /// Raised once when the recent loss ratio reaches the threshold (again only after it fell
-/// below): the Loopix signal of an active attack.
+/// below, or after a reaction started a fresh window): the Loopix signal of an active attack.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LossAlarm {
     /// Lost loops among the recent outcomes.
     pub lost: usize,
     /// Recent outcomes counted.
     pub outcomes: usize,
+    /// The relay the window blames, if one.
+    pub suspect: Option<Suspect>,
+    /// What the node does about it.
+    pub action: AlarmAction,
 }
 
 /// What a returning loop was.
@@ -203,19 +235,46 @@ pub struct LossAlarm {
 pub enum LoopReturn {
     /// Awaited, and back in time.
     Returned,
-    /// Not awaited: already counted lost, a second copy, or from before a restart.
+    /// Awaited since a restart (sent before it), and back in time.
+    ReturnedAfterRestart,
+    /// Not awaited: already counted lost, a second copy, or from before a restart that did
+    /// not save it (a crash).
     Stale,
 }
 
+/// A loop in flight, as saved across a restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SavedLoop {
+    /// Its message id.
+    pub id: [u8; 16],
+    /// Where it went.
+    pub route: LoopRoute,
+}
+
+/// A loop in flight.
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    saved: SavedLoop,
+    /// When it was sent, or restored.
+    since: Instant,
+    restored: bool,
+}
+
 /// The loops in flight and the recent outcomes.
+///
+/// Inputs: [`LoopTracker::on_sent`], [`LoopTracker::on_return`],
+/// [`LoopTracker::handle_timeout`] and [`LoopTracker::restore`]; outputs:
+/// [`LoopTracker::poll_alarm`] (check after every input) and [`LoopTracker::poll_timeout`].
 #[derive(Debug)]
 pub struct LoopTracker {
     config: LoopCoverConfig,
-    /// Loop ids with their send time, oldest first.
-    outstanding: VecDeque<([u8; 16], Instant)>,
-    /// Recent outcomes, `true` = lost, at most [`LOSS_WINDOW`].
-    recent: VecDeque<bool>,
+    /// Oldest first, at most [`MAX_OUTSTANDING_LOOPS`].
+    outstanding: VecDeque<InFlight>,
+    /// Recent outcomes, at most [`LOSS_WINDOW`].
+    recent: VecDeque<LoopOutcome>,
     alarmed: bool,
+    alarm: Option<LossAlarm>,
+    last_reaction: Option<Instant>,
     counts: LoopCounts,
 }
 
@@ -227,59 +286,74 @@ impl LoopTracker {
             outstanding: VecDeque::new(),
             recent: VecDeque::with_capacity(LOSS_WINDOW),
             alarmed: false,
+            alarm: None,
+            last_reaction: None,
             counts: LoopCounts::default(),
         }
     }
 
-    /// Records loop `id` sent at `now`. Past [`MAX_OUTSTANDING_LOOPS`] the oldest is lost.
-    pub fn on_sent(&mut self, id: [u8; 16], now: Instant) -> Option<LossAlarm> {
+    /// Records loop `id` sent at `now` along `route`. Past [`MAX_OUTSTANDING_LOOPS`] the
+    /// oldest is lost.
+    pub fn on_sent(&mut self, id: [u8; 16], route: LoopRoute, now: Instant) {
         self.counts.sent += 1;
-        self.outstanding.push_back((id, now));
-        let mut alarm = None;
-        while self.outstanding.len() > MAX_OUTSTANDING_LOOPS {
-            self.outstanding.pop_front();
-            alarm = alarm.or(self.record(true));
-        }
-        alarm
+        self.push(SavedLoop { id, route }, now, false);
     }
 
-    /// Records that loop `id` came back.
-    pub fn on_return(&mut self, id: &[u8; 16]) -> LoopReturn {
-        match self.outstanding.iter().position(|(i, _)| i == id) {
-            Some(at) => {
-                self.outstanding.remove(at);
-                self.record(false);
-                LoopReturn::Returned
-            }
-            None => LoopReturn::Stale,
+    /// Awaits loops saved at the last stop again, from `now` for a full return timeout
+    /// (a home hands a loop it queued while the node was away over at the next HOME_AUTH).
+    /// At most [`MAX_OUTSTANDING_LOOPS`] are kept, the newest.
+    pub fn restore(&mut self, saved: impl IntoIterator<Item = SavedLoop>, now: Instant) {
+        for s in saved {
+            self.counts.restored += 1;
+            self.push(s, now, true);
         }
     }
 
-    /// Counts every loop sent more than `return_timeout` before `now` as lost; returns an
-    /// alarm if that pushed the loss ratio to the threshold.
-    pub fn handle_timeout(&mut self, now: Instant) -> Option<LossAlarm> {
-        let mut alarm = None;
-        while let Some(&(_, sent)) = self.outstanding.front() {
-            if now.saturating_duration_since(sent) < self.config.return_timeout {
+    /// Records that loop `id` came back at `now`.
+    pub fn on_return(&mut self, id: &[u8; 16], now: Instant) -> LoopReturn {
+        let Some(at) = self.outstanding.iter().position(|f| f.saved.id == *id) else {
+            return LoopReturn::Stale;
+        };
+        let Some(f) = self.outstanding.remove(at) else {
+            return LoopReturn::Stale;
+        };
+        self.record(f.saved.route, false, now);
+        if f.restored {
+            self.counts.returned_after_restart += 1;
+            LoopReturn::ReturnedAfterRestart
+        } else {
+            LoopReturn::Returned
+        }
+    }
+
+    /// Counts every loop awaited for `return_timeout` or more at `now` as lost.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(f) = self.outstanding.front().copied() {
+            if now.saturating_duration_since(f.since) < self.config.return_timeout {
                 break;
             }
             self.outstanding.pop_front();
-            alarm = alarm.or(self.record(true));
+            self.record(f.saved.route, true, now);
         }
-        alarm
+    }
+
+    /// The alarm the last inputs raised, once.
+    pub fn poll_alarm(&mut self) -> Option<LossAlarm> {
+        self.alarm.take()
     }
 
     /// When the oldest loop in flight times out; `None` when none is.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.outstanding
             .front()
-            .map(|&(_, sent)| sent + self.config.return_timeout)
+            .map(|f| f.since + self.config.return_timeout)
     }
 
-    /// Forgets the loops in flight without counting them (the node stopped: their circuits
-    /// are gone, and a loss the node caused itself says nothing about the relays).
-    pub fn abandon(&mut self) {
-        self.outstanding.clear();
+    /// Takes the loops in flight without counting them (the node stops: they are saved for
+    /// [`LoopTracker::restore`], and a loss the node caused itself says nothing about the
+    /// relays).
+    pub fn take_outstanding(&mut self) -> Vec<SavedLoop> {
+        self.outstanding.drain(..).map(|f| f.saved).collect()
     }
 
     /// Totals so far.
@@ -287,8 +361,21 @@ impl LoopTracker {
         self.counts
     }
 
+    fn push(&mut self, saved: SavedLoop, now: Instant, restored: bool) {
+        self.outstanding.push_back(InFlight {
+            saved,
+            since: now,
+            restored,
+        });
+        while self.outstanding.len() > MAX_OUTSTANDING_LOOPS {
+            if let Some(f) = self.outstanding.pop_front() {
+                self.record(f.saved.route, true, now);
+            }
+        }
+    }
+
     /// Adds an outcome to the window and decides whether it raises the alarm.
-    fn record(&mut self, lost: bool) -> Option<LossAlarm> {
+    fn record(&mut self, route: LoopRoute, lost: bool, now: Instant) {
         if lost {
             self.counts.lost += 1;
         } else {
@@ -297,14 +384,48 @@ impl LoopTracker {
         if self.recent.len() >= LOSS_WINDOW {
             self.recent.pop_front();
         }
-        self.recent.push_back(lost);
+        self.recent.push_back(LoopOutcome { route, lost });
         let outcomes = self.recent.len();
-        let lost = self.recent.iter().filter(|&&l| l).count();
-        let high = outcomes >= self.config.min_outcomes.max(1)
-            && lost as f64 >= self.config.warn_loss_ratio * outcomes as f64;
+        let lost = self.recent.iter().filter(|o| o.lost).count();
+        let ratio = self.config.warn_loss_ratio;
+        let high =
+            outcomes >= self.config.min_outcomes.max(1) && lost as f64 >= ratio * outcomes as f64;
         let raise = high && !self.alarmed;
         self.alarmed = high;
-        raise.then_some(LossAlarm { lost, outcomes })
+        if raise {
+            self.raise(lost, outcomes, now);
+        }
+    }
+
+    /// Blames and decides (the policy in [`attribution`]); a reaction starts a fresh window
+    /// and writes off the loops in flight through the suspect, so the losses it already
+    /// caused do not raise the alarm again once the node has moved away from it.
+    fn raise(&mut self, lost: usize, outcomes: usize, now: Instant) {
+        self.counts.alarms += 1;
+        let window: Vec<LoopOutcome> = self.recent.iter().copied().collect();
+        let suspect = attribution::suspect(&window, self.config.warn_loss_ratio);
+        let action = decide(
+            suspect.as_ref(),
+            self.last_reaction,
+            now,
+            self.config.reaction_gap,
+        );
+        if let (true, Some(s)) = (action.reacts(), suspect) {
+            self.counts.reactions += 1;
+            self.last_reaction = Some(now);
+            self.recent.clear();
+            self.alarmed = false;
+            let before = self.outstanding.len();
+            self.outstanding
+                .retain(|f| !attribution::through(&f.saved.route, &s.relay, s.role));
+            self.counts.lost += (before - self.outstanding.len()) as u64;
+        }
+        self.alarm = Some(LossAlarm {
+            lost,
+            outcomes,
+            suspect,
+            action,
+        });
     }
 }
 
@@ -374,63 +495,145 @@ mod tests {
         assert_eq!(format!("{key:?}"), "LoopKey(..)");
     }
 
+    const R: LoopRoute = LoopRoute {
+        home: [1; 32],
+        first_hop: [2; 32],
+    };
+
     #[test]
     fn loops_return_or_are_lost_after_the_timeout() {
         let t0 = t0();
         let mut t = tracker();
         assert_eq!(t.poll_timeout(), None);
-        t.on_sent([1; 16], t0);
-        t.on_sent([2; 16], t0 + SEC);
+        t.on_sent([1; 16], R, t0);
+        t.on_sent([2; 16], R, t0 + SEC);
         assert_eq!(t.poll_timeout(), Some(t0 + 10 * SEC));
-        assert_eq!(t.on_return(&[2; 16]), LoopReturn::Returned);
-        assert_eq!(t.on_return(&[2; 16]), LoopReturn::Stale, "a second copy");
-        assert_eq!(t.handle_timeout(t0 + 9 * SEC), None);
+        assert_eq!(t.on_return(&[2; 16], t0 + SEC), LoopReturn::Returned);
+        assert_eq!(
+            t.on_return(&[2; 16], t0 + SEC),
+            LoopReturn::Stale,
+            "a second copy"
+        );
+        t.handle_timeout(t0 + 9 * SEC);
         assert_eq!(t.counts().lost, 0);
         t.handle_timeout(t0 + 10 * SEC);
-        assert_eq!(t.on_return(&[1; 16]), LoopReturn::Stale, "too late");
+        assert_eq!(
+            t.on_return(&[1; 16], t0 + 10 * SEC),
+            LoopReturn::Stale,
+            "too late"
+        );
         assert_eq!(
             t.counts(),
             LoopCounts {
                 sent: 2,
                 returned: 1,
-                lost: 1
+                lost: 1,
+                ..LoopCounts::default()
             }
         );
         assert_eq!(t.poll_timeout(), None);
-        t.on_sent([3; 16], t0 + 20 * SEC);
-        t.abandon();
-        assert_eq!(t.handle_timeout(t0 + 40 * SEC), None);
-        assert_eq!(t.counts().lost, 1, "an abandoned loop is not lost");
+        assert_eq!(t.poll_alarm(), None);
+    }
+
+    #[test]
+    fn loops_in_flight_at_a_stop_are_awaited_again_after_the_restart() {
+        let t0 = t0();
+        let mut t = tracker();
+        t.on_sent([1; 16], R, t0);
+        t.on_sent([2; 16], R, t0);
+        let saved = t.take_outstanding();
+        assert_eq!(t.poll_timeout(), None, "taken, not lost");
+        assert_eq!(t.counts().lost, 0);
+        // A new tracker, as after a restart long after the send: a full timeout from now.
+        let later = t0 + 3600 * SEC;
+        let mut t = tracker();
+        t.restore(saved, later);
+        assert_eq!(t.poll_timeout(), Some(later + 10 * SEC));
+        assert_eq!(
+            t.on_return(&[1; 16], later),
+            LoopReturn::ReturnedAfterRestart
+        );
+        t.handle_timeout(later + 10 * SEC);
+        let c = t.counts();
+        assert_eq!(
+            (c.restored, c.returned, c.returned_after_restart, c.lost),
+            (2, 1, 1, 1)
+        );
+        assert_eq!(c.sent, 0, "sent before the restart");
     }
 
     #[test]
     fn a_high_loss_ratio_raises_one_alarm_until_it_falls() {
         let t0 = t0();
         let mut t = tracker();
+        // Spread over four homes, each with one loss: no suspect, so no reaction.
+        let route = |i: u8| LoopRoute {
+            home: [i % 4; 32],
+            first_hop: [0x10 + i % 4; 32],
+        };
         // Three losses: below min_outcomes, no alarm yet.
         for i in 0..3u8 {
-            t.on_sent([i; 16], t0);
+            t.on_sent([i; 16], route(i), t0);
         }
-        assert_eq!(t.handle_timeout(t0 + 10 * SEC), None);
-        t.on_sent([9; 16], t0 + 11 * SEC);
-        assert_eq!(
-            t.handle_timeout(t0 + 21 * SEC),
-            Some(LossAlarm {
-                lost: 4,
-                outcomes: 4
-            })
-        );
-        t.on_sent([10; 16], t0 + 22 * SEC);
-        assert_eq!(t.handle_timeout(t0 + 32 * SEC), None, "raised once");
+        t.handle_timeout(t0 + 10 * SEC);
+        assert_eq!(t.poll_alarm(), None);
+        t.on_sent([9; 16], route(3), t0 + 11 * SEC);
+        t.handle_timeout(t0 + 21 * SEC);
+        let alarm = t.poll_alarm().unwrap();
+        assert_eq!((alarm.lost, alarm.outcomes), (4, 4));
+        assert_eq!(alarm.action, AlarmAction::Unattributed);
+        assert_eq!(t.poll_alarm(), None, "handed out once");
+        t.on_sent([10; 16], route(0), t0 + 22 * SEC);
+        t.handle_timeout(t0 + 32 * SEC);
+        assert_eq!(t.poll_alarm(), None, "raised once");
         // Returns bring the ratio under 0.5, then losses raise it again.
         for i in 20..27u8 {
-            t.on_sent([i; 16], t0 + 40 * SEC);
-            assert_eq!(t.on_return(&[i; 16]), LoopReturn::Returned);
+            t.on_sent([i; 16], route(i), t0 + 40 * SEC);
+            assert_eq!(t.on_return(&[i; 16], t0 + 40 * SEC), LoopReturn::Returned);
         }
         for i in 30..33u8 {
-            t.on_sent([i; 16], t0 + 50 * SEC);
+            t.on_sent([i; 16], route(i), t0 + 50 * SEC);
         }
-        assert!(t.handle_timeout(t0 + 60 * SEC).is_some());
+        t.handle_timeout(t0 + 60 * SEC);
+        assert!(t.poll_alarm().is_some());
+        assert_eq!(t.counts().alarms, 2);
+    }
+
+    #[test]
+    fn an_alarm_blaming_a_home_reacts_once_and_starts_a_fresh_window() {
+        let t0 = t0();
+        let mut t = tracker();
+        let bad = LoopRoute {
+            home: [0xbb; 32],
+            first_hop: [2; 32],
+        };
+        let good = LoopRoute {
+            home: [0x99; 32],
+            first_hop: [3; 32],
+        };
+        for i in 0..4u8 {
+            t.on_sent([i; 16], good, t0);
+            assert_eq!(t.on_return(&[i; 16], t0), LoopReturn::Returned);
+        }
+        for i in 10..16u8 {
+            t.on_sent([i; 16], bad, t0 + SEC);
+        }
+        // The bad home's loops time out: the fourth makes 4 of 8 lost, all through it.
+        t.handle_timeout(t0 + 11 * SEC);
+        let alarm = t.poll_alarm().unwrap();
+        assert_eq!(alarm.action, AlarmAction::LeaveHome(bad.home));
+        assert_eq!(alarm.suspect.map(|s| (s.lost, s.outcomes)), Some((4, 4)));
+        // The other two through the suspect were written off: nothing left to raise it again.
+        assert_eq!(t.poll_timeout(), None);
+        assert_eq!(t.counts().lost, 6);
+        assert_eq!((t.counts().alarms, t.counts().reactions), (1, 1));
+        // Within the gap, a new alarm blaming another home only warns.
+        for i in 20..30u8 {
+            t.on_sent([i; 16], good, t0 + 20 * SEC);
+        }
+        t.handle_timeout(t0 + 30 * SEC);
+        assert_eq!(t.poll_alarm().unwrap().action, AlarmAction::Hold);
+        assert_eq!(t.counts().reactions, 1);
     }
 
     #[test]
@@ -467,11 +670,11 @@ mod tests {
             let id = u16::try_from(i).unwrap().to_be_bytes();
             let mut full = [0u8; 16];
             full[..2].copy_from_slice(&id);
-            t.on_sent(full, t0);
+            t.on_sent(full, R, t0);
         }
         assert_eq!(t.counts().lost, 1);
         assert_eq!(
-            t.on_return(&[0u8; 16]),
+            t.on_return(&[0u8; 16], t0),
             LoopReturn::Stale,
             "the oldest went"
         );
