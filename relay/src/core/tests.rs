@@ -22,6 +22,7 @@ use crate::directory::Directory;
 use crate::keys::RelayKeys;
 use crate::metrics::{DropKind, WorkerMetrics};
 
+mod cross_home;
 mod home;
 
 fn relay(seed: u64, now: Instant) -> Relay {
