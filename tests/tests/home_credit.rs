@@ -167,6 +167,10 @@ fn a_slow_node_across_workers_gets_every_delivered_message_once_and_no_sender_st
 
         // Every refusal was answered REFUSED by the worker that decided it; none came after
         // a DELIVERED. No credit was dropped or is still owed.
+        eprintln!(
+            "{backend}: {total} messages, {refused} refusals retried, {} credits deferred",
+            relay.metric("ournet_credits_deferred_total")
+        );
         assert!(refused > 0, "{backend}: the buffer filled");
         assert_eq!(relay.drops("home_full"), refused as u64, "{backend}");
         assert_eq!(relay.drops("mailbox_full"), 0, "{backend}");
