@@ -33,13 +33,17 @@ impl Relay {
         }
         let cells = u32::try_from(cells_for(len)).unwrap_or(u32::MAX);
         // Whatever was already owed to that circuit goes in the same message.
-        let cells = cells.saturating_add(self.pending_credits.take(to));
-        if !self.post_credit(to, cells) {
+        let owed = self.pending_credits.take(to);
+        let cells = cells.saturating_add(owed);
+        let posted = self.post_credit(to, cells);
+        if !posted {
             self.pending_credits.add(to, cells);
             metrics::add(&self.metrics.credits_deferred, 1);
-            let owed = self.pending_credits.len() as u64;
-            metrics::set(&self.metrics.pending_credits, owed);
             self.credit_retry.get_or_insert(now + CREDIT_RETRY);
+        }
+        if owed > 0 || !posted {
+            let circuits = self.pending_credits.len() as u64;
+            metrics::set(&self.metrics.pending_credits, circuits);
         }
     }
 
