@@ -4,7 +4,7 @@
 //! before it answers, so every message answered DELIVERED reaches the node exactly once and
 //! every refusal is answered REFUSED at once (the sender retries); credits crossing back
 //! between the workers all arrive, so no sender's circuit stalls.
-#![allow(clippy::unwrap_used, reason = "test code")]
+#![allow(clippy::unwrap_used, clippy::print_stderr, reason = "test code")]
 
 use std::sync::mpsc;
 use std::time::Duration;
