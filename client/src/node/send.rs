@@ -334,7 +334,7 @@ pub(super) async fn circuit_for(
     job: &Job,
     home: &PathHop,
 ) -> Result<SendCircuit, String> {
-    let key = home.identity.to_bytes();
+    let key = (home.identity.to_bytes(), job.to.identity.to_bytes());
     let mixing = inner.privacy_config().mix_network.enabled;
     if job.attempts == 1
         && !mixing
@@ -370,7 +370,8 @@ pub(super) async fn attempt_on(
     };
     sc.forget(job.id.0);
     if matches!(result, Attempt::Failed(_)) {
-        pool::evict(inner, home.identity.to_bytes(), sc);
+        let key = (home.identity.to_bytes(), job.to.identity.to_bytes());
+        pool::evict(inner, key, sc);
     }
     result
 }
