@@ -397,7 +397,7 @@ struct Inner {
     counters: Counters,
     store: Store,
     links: tokio::sync::Mutex<HashMap<[u8; 32], LinkHandle>>,
-    pool: Mutex<HashMap<[u8; 32], pool::SendCircuit>>,
+    pool: Mutex<HashMap<pool::PoolKey, pool::SendCircuit>>,
     homes: Mutex<Vec<home::Home>>,
     /// Rotated-out homes still delivering until their drain ends (not in the address).
     draining: Mutex<Vec<home::Home>>,

@@ -285,3 +285,34 @@ async fn a_restarted_node_resumes_its_pending_send() {
     let err = create_node_client(c).unwrap_err();
     assert!(err.to_string().contains("state"), "{err}");
 }
+
+/// Two recipients homed at the same relay get a circuit each: a home relay holds each
+/// message's credit until its own recipient takes it (PROTOCOL.md §8), so a shared circuit
+/// would be held back by the slower recipient (and would show the relay one sender writing to
+/// both).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recipients_at_one_home_relay_get_a_send_circuit_each() {
+    let rs = relays(41, 4);
+    let all: Vec<&RelayProc> = rs.iter().collect();
+    let (a_keys, b_keys, c_keys) = (Keys::new(), Keys::new(), Keys::new());
+    let alice = started(a_keys.config(directory(&all), 1)).await;
+    let bob = started(b_keys.config(directory(&all[..1]), 1)).await;
+    let carol = started(c_keys.config(directory(&all[..1]), 1)).await;
+    let (bob_addr, carol_addr) = (bob.address().unwrap(), carol.address().unwrap());
+    assert_eq!(bob_addr.homes, carol_addr.homes, "one home relay");
+    // One at a time, so each send finds the pool as the last one left it.
+    for (to, node) in [(&bob_addr, &bob), (&carol_addr, &carol)].repeat(2) {
+        let id = alice
+            .send_message(to, b"hello", SendOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(next(node).await.message_id, id);
+        let o = within("outcome", alice.wait_outcome(id)).await.unwrap();
+        assert!(matches!(o, SendOutcome::Acked { attempts: 1, .. }), "{o:?}");
+    }
+    let s = alice.get_stats();
+    assert_eq!(s.paths_by_hops[3], 2, "one circuit per recipient: {s:?}");
+    alice.stop().await;
+    bob.stop().await;
+    carol.stop().await;
+}

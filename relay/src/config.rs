@@ -151,6 +151,10 @@ pub struct Limits {
     pub max_ack_routes: usize,
     /// CREATEs queued on a relay link that is still connecting.
     pub max_pending_creates: usize,
+    /// Messages each worker's mailbox holds (deliveries, ACKs and credits from the other
+    /// workers). A full mailbox sends a delivery to the offline queue, drops an ACK (the
+    /// sender retries) and keeps a credit pending until there is room.
+    pub mailbox_cap: usize,
     /// Whether EXTEND may name a loopback, private, link-local or otherwise non-global
     /// address. Off by default: a client must not make a relay connect into its own network.
     /// Local test networks turn it on.
@@ -171,6 +175,7 @@ impl Default for Limits {
             worker_memory_bytes: 512 << 20,
             max_ack_routes: 100_000,
             max_pending_creates: 1024,
+            mailbox_cap: crate::cross::MAILBOX_CAP,
             extend_to_private: false,
         }
     }

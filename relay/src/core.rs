@@ -47,6 +47,7 @@ mod credit;
 mod extend;
 mod home;
 mod lifecycle;
+mod pending;
 mod pressure;
 mod sched;
 mod sweep;
@@ -142,6 +143,10 @@ pub struct Relay {
     /// nothing new).
     in_headers: Vec<ournet_proto::cell::CellHeader>,
     next_sweep: Instant,
+    /// Credits owed to circuits of other workers whose mailbox was full (`credit.rs`).
+    pending_credits: pending::PendingCredits,
+    /// When to try posting `pending_credits` again.
+    credit_retry: Option<Instant>,
     back_pressure: BackPressure,
     draining: Option<Instant>,
     finished: bool,
@@ -164,6 +169,8 @@ impl Relay {
             send_queued: 0,
             in_headers: Vec::new(),
             next_sweep: now + SWEEP_INTERVAL,
+            pending_credits: pending::PendingCredits::default(),
+            credit_retry: None,
             back_pressure: BackPressure::default(),
             draining: None,
             finished: false,
@@ -258,6 +265,9 @@ impl Relay {
 
     /// Runs timers: call at [`Relay::poll_timeout`].
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.credit_retry.is_some_and(|t| now >= t) {
+            self.flush_pending_credits(now);
+        }
         if now >= self.next_sweep {
             self.next_sweep = now + SWEEP_INTERVAL;
             self.sweep(now);
@@ -267,11 +277,15 @@ impl Relay {
     /// A message from another worker's [`Postman`].
     pub fn handle_cross(&mut self, now: Instant, msg: CrossMsg) {
         self.on_cross(now, msg);
+        if self.credit_retry.is_some_and(|t| now >= t) {
+            self.flush_pending_credits(now);
+        }
     }
 
     /// When [`Relay::handle_timeout`] is next due.
     pub fn poll_timeout(&self) -> Instant {
-        self.next_sweep
+        self.credit_retry
+            .map_or(self.next_sweep, |t| t.min(self.next_sweep))
     }
 
     /// The next thing for the backend to do.

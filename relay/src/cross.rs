@@ -3,9 +3,9 @@
 //!
 //! Each worker has one bounded `crossbeam` queue and a [`Wake`] its backend provides (a tokio
 //! `Notify`, an eventfd for io_uring). When a queue is full the sender falls back: a delivery
-//! goes to the offline queue, an ACK is dropped and counted (the sender retries end to end),
-//! and a credit is dropped and counted (that sender's circuit stays short of one message's
-//! window until it is closed).
+//! goes to the offline queue (decided before the sender is answered), an ACK is dropped and
+//! counted (the sender retries end to end), and a credit waits in the sending worker's tally
+//! of pending credits (`core::pending`) until the queue has room, so none is lost.
 
 use std::sync::Arc;
 
@@ -13,8 +13,10 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::core::CircKey;
 use crate::directory::CircLoc;
+use crate::directory::budget::Reservation;
 
-/// How many messages a worker's mailbox holds.
+/// How many messages a worker's mailbox holds by default (`limits.mailbox_cap`), and the most
+/// a worker takes from its mailbox in one go.
 pub const MAILBOX_CAP: usize = 4096;
 
 /// Something one worker asks another to do with one of its circuits.
@@ -30,13 +32,16 @@ pub enum CrossMsg {
         /// The sender's circuit, whose credit for the message comes back with
         /// [`CrossMsg::Credit`] once the home circuit's window takes it (or it is refused).
         from: CircLoc,
+        /// The message's bytes, reserved in the home's buffer budget before the sender was
+        /// answered DELIVERED (given back if the message never reaches the circuit).
+        reserved: Reservation,
     },
-    /// Give the sender's circuit `circ` back the credit of a message of `len` bytes.
+    /// Give the sender's circuit `circ` back the credit of one or more messages.
     Credit {
         /// The sender's circuit.
         circ: CircKey,
-        /// The message's length.
-        len: usize,
+        /// The cells those messages took (`frag::cells_for` of each length, summed).
+        cells: u32,
     },
     /// Send an end-to-end ACK back on the sender's circuit `circ`.
     Ack {
@@ -117,7 +122,8 @@ impl Postman {
     }
 }
 
-/// A new mailbox: the sender goes into the [`Postman`], the receiver to the worker.
-pub fn mailbox() -> (Sender<CrossMsg>, Receiver<CrossMsg>) {
-    crossbeam_channel::bounded(MAILBOX_CAP)
+/// A new mailbox of `cap` messages (at least one): the sender goes into the [`Postman`], the
+/// receiver to the worker.
+pub fn mailbox(cap: usize) -> (Sender<CrossMsg>, Receiver<CrossMsg>) {
+    crossbeam_channel::bounded(cap.max(1))
 }

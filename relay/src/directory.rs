@@ -8,18 +8,21 @@
 //! to it can neither lose nor reorder a message.
 
 use std::net::IpAddr;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use crate::config::Config;
 use crate::core::CircKey;
 
 pub mod acks;
+pub mod budget;
 pub mod limits;
 pub mod offline;
 pub mod qos;
 
 pub use offline::{OfflineRefused, Queued};
+
+use budget::{HomeBudget, Reservation};
 
 /// Where a circuit lives: its worker and its handle there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -31,20 +34,30 @@ pub struct CircLoc {
 }
 
 /// What to do with a message for a node.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum Route {
-    /// The node is home on this circuit: deliver there.
-    Home(CircLoc, Vec<u8>),
+    /// The node is home on this circuit: deliver there. The message's bytes are reserved in
+    /// the home's buffer budget, so the sender may be answered DELIVERED.
+    Home(CircLoc, Vec<u8>, Reservation),
+    /// The node is home, but its home circuit's buffer is full (`HOME_BUFFER_BYTES`): refuse.
+    Full,
     /// The node is offline; the message is queued.
     Queued,
     /// The node is offline and the queue refused the message.
     Refused(OfflineRefused),
 }
 
+/// Where a node is home, and its home circuit's buffer budget.
+#[derive(Debug)]
+struct Home {
+    loc: CircLoc,
+    budget: Arc<HomeBudget>,
+}
+
 #[derive(Debug)]
 struct Inner {
-    homes: std::collections::HashMap<[u8; 32], CircLoc>,
+    homes: std::collections::HashMap<[u8; 32], Home>,
     offline: offline::OfflineQueue,
     acks: acks::AckRoutes,
     ips: limits::IpLimits,
@@ -99,22 +112,37 @@ impl Directory {
     }
 
     /// Makes `loc` the home circuit of `identity` (replacing an older one) and takes the
-    /// messages queued for it, oldest first.
-    pub fn register_home(&self, now: Instant, identity: [u8; 32], loc: CircLoc) -> Vec<Queued> {
+    /// messages queued for it, oldest first, with the circuit's buffer budget (the same one
+    /// again if `loc` registers twice, so bytes reserved for it stay counted).
+    pub fn register_home(
+        &self,
+        now: Instant,
+        identity: [u8; 32],
+        loc: CircLoc,
+    ) -> (Arc<HomeBudget>, Vec<Queued>) {
         let mut inner = self.lock();
-        inner.homes.insert(identity, loc);
-        inner.offline.take(now, &identity)
+        let budget = match inner.homes.get(&identity) {
+            Some(home) if home.loc == loc => Arc::clone(&home.budget),
+            _ => Arc::default(),
+        };
+        let home = Home {
+            loc,
+            budget: Arc::clone(&budget),
+        };
+        inner.homes.insert(identity, home);
+        (budget, inner.offline.take(now, &identity))
     }
 
     /// Forgets the home of `identity` if it is still `loc`.
     pub fn unregister_home(&self, identity: [u8; 32], loc: CircLoc) {
         let mut inner = self.lock();
-        if inner.homes.get(&identity) == Some(&loc) {
+        if inner.homes.get(&identity).map(|h| h.loc) == Some(loc) {
             inner.homes.remove(&identity);
         }
     }
 
-    /// Finds the home of `recipient`, or queues the message for it.
+    /// Finds the home of `recipient` and reserves the message's bytes in its buffer budget,
+    /// or queues the message for it while it is offline.
     pub fn route(
         &self,
         now: Instant,
@@ -123,8 +151,11 @@ impl Directory {
         envelope: Vec<u8>,
     ) -> Route {
         let mut inner = self.lock();
-        if let Some(loc) = inner.homes.get(&recipient) {
-            return Route::Home(*loc, envelope);
+        if let Some(home) = inner.homes.get(&recipient) {
+            return match home.budget.try_reserve(envelope.len()) {
+                Some(reserved) => Route::Home(home.loc, envelope, reserved),
+                None => Route::Full,
+            };
         }
         match inner.offline.push(now, recipient, message_id, envelope) {
             Ok(()) => Route::Queued,

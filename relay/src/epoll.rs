@@ -78,6 +78,10 @@ struct Worker {
     ios: RefCell<HashMap<ConnId, Rc<ConnIo>>>,
     rbuf: RefCell<Vec<u8>>,
     stop_accept: Notify,
+    /// The deadline the timer task sleeps to, and its wake-up for an earlier one (the core
+    /// sets one when a credit waits for a full mailbox: `Relay::poll_timeout`).
+    timer_at: Cell<Instant>,
+    timer_reset: Notify,
 }
 
 async fn worker_main(setup: WorkerSetup, waker: Arc<NotifyWake>) -> Result<(), BackendError> {
@@ -89,6 +93,8 @@ async fn worker_main(setup: WorkerSetup, waker: Arc<NotifyWake>) -> Result<(), B
         ios: RefCell::new(HashMap::new()),
         rbuf: RefCell::new(vec![0u8; READ_BUF]),
         stop_accept: Notify::new(),
+        timer_at: Cell::new(Instant::now()),
+        timer_reset: Notify::new(),
     });
     tokio::task::spawn_local(accept_loop(w.clone(), listener));
     tokio::task::spawn_local(mailbox_loop(w.clone(), setup.mailbox, waker));
@@ -123,7 +129,11 @@ async fn accept_loop(w: Rc<Worker>, listener: TcpListener) {
 async fn timer_loop(w: &Rc<Worker>) {
     loop {
         let deadline = w.core.borrow().poll_timeout();
-        tokio::time::sleep_until(deadline.into()).await;
+        w.timer_at.set(deadline);
+        tokio::select! {
+            () = tokio::time::sleep_until(deadline.into()) => {}
+            () = w.timer_reset.notified() => continue,
+        }
         w.core.borrow_mut().handle_timeout(Instant::now());
         dispatch(w);
         if w.core.borrow().is_finished() {
@@ -155,7 +165,12 @@ fn dispatch(w: &Rc<Worker>) {
     loop {
         let action = w.core.borrow_mut().poll_action();
         match action {
-            None => return,
+            None => {
+                if w.core.borrow().poll_timeout() < w.timer_at.get() {
+                    w.timer_reset.notify_one();
+                }
+                return;
+            }
             Some(Action::Flush(id)) => {
                 if let Some(io) = w.ios.borrow().get(&id) {
                     io.notify.notify_one();

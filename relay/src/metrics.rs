@@ -128,6 +128,11 @@ pub struct WorkerMetrics {
     pub paused_links: AtomicU64,
     /// Whether the worker thread is running (gauge, 0 or 1): heartbeats measure uptime by it.
     pub alive: AtomicU64,
+    /// Credits for another worker's circuits that its full mailbox could not take at once
+    /// (they wait in the pending tally; none is dropped).
+    pub credits_deferred: AtomicU64,
+    /// Circuits on other workers owed credits still waiting for mailbox room (gauge).
+    pub pending_credits: AtomicU64,
     drops: [AtomicU64; DropKind::ALL.len()],
 }
 
@@ -163,7 +168,7 @@ type Field = fn(&WorkerMetrics) -> &AtomicU64;
 /// Renders every worker's metrics, plus relay-wide gauges, as Prometheus text format 0.0.4.
 pub fn render(workers: &[std::sync::Arc<WorkerMetrics>], global: &[(&str, &str, u64)]) -> String {
     let mut out = String::new();
-    let series: [(&str, &str, Field); 14] = [
+    let series: [(&str, &str, Field); 16] = [
         ("ournet_cells_in_total", "counter", |m| &m.cells_in),
         ("ournet_cells_out_total", "counter", |m| &m.cells_out),
         ("ournet_connections", "gauge", |m| &m.connections),
@@ -182,6 +187,10 @@ pub fn render(workers: &[std::sync::Arc<WorkerMetrics>], global: &[(&str, &str, 
         ("ournet_load_pct", "gauge", |m| &m.load_pct),
         ("ournet_paused_links", "gauge", |m| &m.paused_links),
         ("ournet_worker_alive", "gauge", |m| &m.alive),
+        ("ournet_credits_deferred_total", "counter", |m| {
+            &m.credits_deferred
+        }),
+        ("ournet_pending_credits", "gauge", |m| &m.pending_credits),
     ];
     for (name, kind, field) in series {
         let _ = writeln!(out, "# TYPE {name} {kind}");

@@ -91,7 +91,7 @@ pub fn run(config: Config, on_ready: impl FnOnce(&Ready)) -> Result<(), ServerEr
         .map(std::net::TcpListener::local_addr)
         .ok_or_else(|| std::io::Error::other("no listener"))??;
     let advertise = advertise_for(&config, listen)?;
-    let (boxes, receivers) = mailboxes(backend.as_ref(), n)?;
+    let (boxes, receivers) = mailboxes(backend.as_ref(), n, config.limits.mailbox_cap)?;
     let ready = ready_line(&keys, listen, backend.name(), n, advertise);
     let ctx = Arc::new(RelayContext {
         keys,
@@ -174,11 +174,15 @@ type Senders = Vec<(
     Arc<dyn cross::Wake>,
 )>;
 
-fn mailboxes(backend: &dyn Backend, n: usize) -> Result<(Senders, Receivers), ServerError> {
+fn mailboxes(
+    backend: &dyn Backend,
+    n: usize,
+    cap: usize,
+) -> Result<(Senders, Receivers), ServerError> {
     let mut boxes = Vec::with_capacity(n);
     let mut receivers = Vec::with_capacity(n);
     for _ in 0..n {
-        let (tx, rx) = cross::mailbox();
+        let (tx, rx) = cross::mailbox(cap);
         let waker = backend.waker()?;
         boxes.push((tx, waker.clone()));
         receivers.push((rx, waker));

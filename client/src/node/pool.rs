@@ -1,5 +1,10 @@
-//! Send circuits kept open for a while, one per recipient home, so a burst of messages to a
-//! node does not build a 3-hop circuit each.
+//! Send circuits kept open for a while, one per recipient and home relay, so a burst of
+//! messages to a node does not build a 3-hop circuit each.
+//!
+//! The key is the (home relay, recipient) pair, not the home relay alone: a home relay holds
+//! each message's flow-control credit until its recipient's home circuit takes it (PROTOCOL.md
+//! §8), so one circuit shared by two recipients of the same home would be held back by the
+//! slower one; and the home relay would see that one sender writes to both.
 //!
 //! A dispatcher task per circuit hands DELIVERY_STATUS and ACK events to the send waiting for
 //! that message id. Only a first attempt reuses a circuit; a retry always builds a fresh one
@@ -23,7 +28,7 @@ use crate::link::{CircEvent, CircuitHandle};
 
 /// Longest time a send circuit takes new messages.
 pub(super) const MAX_CIRCUIT_AGE: Duration = Duration::from_secs(60);
-/// Most pooled circuits (one per recipient home); past it the oldest is retired.
+/// Most pooled circuits (one per recipient and home relay); past it the oldest is retired.
 const MAX_POOLED: usize = 64;
 /// Events one message can get (DELIVERY_STATUS, ACK, and a repeat of either).
 const WAITER_CAP: usize = 8;
@@ -124,8 +129,11 @@ impl SendCircuit {
     }
 }
 
-/// The pooled circuit to `home`, if one is usable.
-pub(super) fn pooled(inner: &Inner, home: [u8; 32]) -> Option<SendCircuit> {
+/// What the pool is keyed by: the home relay's identity and the recipient's.
+pub(super) type PoolKey = ([u8; 32], [u8; 32]);
+
+/// The pooled circuit to `home` (a home relay and a recipient), if one is usable.
+pub(super) fn pooled(inner: &Inner, home: PoolKey) -> Option<SendCircuit> {
     let mut pool = lock(&inner.pool);
     match pool.get(&home) {
         Some(sc) if sc.usable() => Some(sc.clone()),
@@ -140,7 +148,7 @@ pub(super) fn pooled(inner: &Inner, home: [u8; 32]) -> Option<SendCircuit> {
 }
 
 /// Makes `sc` the pooled circuit to `home`, retiring the one it replaces.
-pub(super) fn put(inner: &Inner, home: [u8; 32], sc: SendCircuit) {
+pub(super) fn put(inner: &Inner, home: PoolKey, sc: SendCircuit) {
     let mut pool = lock(&inner.pool);
     if pool.len() >= MAX_POOLED && !pool.contains_key(&home) {
         let oldest = pool.iter().min_by_key(|(_, c)| c.built).map(|(k, _)| *k);
@@ -154,7 +162,7 @@ pub(super) fn put(inner: &Inner, home: [u8; 32], sc: SendCircuit) {
 }
 
 /// Retires `sc` after an attempt on it failed (it may be broken).
-pub(super) fn evict(inner: &Inner, home: [u8; 32], sc: &SendCircuit) {
+pub(super) fn evict(inner: &Inner, home: PoolKey, sc: &SendCircuit) {
     let mut pool = lock(&inner.pool);
     if pool.get(&home).is_some_and(|p| p.same(sc)) {
         pool.remove(&home);

@@ -92,6 +92,10 @@ pub(super) enum Attempt {
     QueuedNoAck,
     /// The home queued it, and the recipient has a newer address: try its homes.
     Moved(Box<NodeAddress>),
+    /// The home answered REFUSED (its buffer for the recipient or its offline queue was
+    /// full, decided before it answered): retried after the usual short backoff, like a
+    /// failure, but the circuit is sound and stays pooled.
+    Refused(String),
     Failed(String),
 }
 
@@ -230,13 +234,15 @@ async fn run(inner: Arc<Inner>, mut job: Job) {
                 move_to(&inner, &mut job, *to);
                 pause = false;
             }
-            Attempt::Failed(reason) if job.attempts > job.max_retries => {
+            Attempt::Failed(reason) | Attempt::Refused(reason)
+                if job.attempts > job.max_retries =>
+            {
                 break SendOutcome::Failed {
                     reason,
                     attempts: job.attempts,
                 };
             }
-            Attempt::Failed(reason) => {
+            Attempt::Failed(reason) | Attempt::Refused(reason) => {
                 tracing::debug!("send {} attempt {} failed: {reason}", job.id, job.attempts);
                 let cooling = super::home::cooling_down(&inner);
                 let all_cooling = job
@@ -328,7 +334,7 @@ pub(super) async fn circuit_for(
     job: &Job,
     home: &PathHop,
 ) -> Result<SendCircuit, String> {
-    let key = home.identity.to_bytes();
+    let key = (home.identity.to_bytes(), job.to.identity.to_bytes());
     let mixing = inner.privacy_config().mix_network.enabled;
     if job.attempts == 1
         && !mixing
@@ -364,7 +370,8 @@ pub(super) async fn attempt_on(
     };
     sc.forget(job.id.0);
     if matches!(result, Attempt::Failed(_)) {
-        pool::evict(inner, home.identity.to_bytes(), sc);
+        let key = (home.identity.to_bytes(), job.to.identity.to_bytes());
+        pool::evict(inner, key, sc);
     }
     result
 }
@@ -515,7 +522,7 @@ async fn await_ack(
                     deadline = tokio::time::Instant::now() + t.queued_ack;
                     refollow = tokio::time::Instant::now() + refollow_gap;
                 } else {
-                    return Attempt::Failed(format!("refused by the home relay ({})", status.0));
+                    return Attempt::Refused(format!("refused by the home relay ({})", status.0));
                 }
             }
             Some(CircEvent::Proto(ClientEvent::Ack {

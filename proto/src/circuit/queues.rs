@@ -198,7 +198,13 @@ impl Inbox {
     /// Gives back the credit held for a message of `len` bytes; returns how many SENDMEs are
     /// now due.
     pub(crate) fn release(&mut self, len: usize) -> u32 {
-        self.window.release(message_cells(len));
+        self.release_cells(message_cells(len))
+    }
+
+    /// Gives back the credit held for `cells` cells (several messages' at once); returns how
+    /// many SENDMEs are now due.
+    pub(crate) fn release_cells(&mut self, cells: u32) -> u32 {
+        self.window.release(cells);
         let mut due = 0;
         while self.window.take_sendme() {
             due += 1;

@@ -244,7 +244,23 @@ impl RelayCircuit {
     /// # Errors
     /// [`CircuitError::QueueFull`] when the SENDMEs do not fit the control queue.
     pub fn release_message(&mut self, len: usize) -> Result<(), CircuitError> {
-        for _ in 0..self.inbox.release(len) {
+        let due = self.inbox.release(len);
+        self.queue_sendmes(due)
+    }
+
+    /// As [`RelayCircuit::release_message`] for several messages at once, given as the cells
+    /// they took (`frag::cells_for` of each length, summed): credits that crossed between a
+    /// relay's threads together.
+    ///
+    /// # Errors
+    /// [`CircuitError::QueueFull`] when the SENDMEs do not fit the control queue.
+    pub fn release_cells(&mut self, cells: u32) -> Result<(), CircuitError> {
+        let due = self.inbox.release_cells(cells);
+        self.queue_sendmes(due)
+    }
+
+    fn queue_sendmes(&mut self, due: u32) -> Result<(), CircuitError> {
+        for _ in 0..due {
             self.queue_control(&RelayMsg::Sendme)?;
         }
         Ok(())

@@ -6,12 +6,14 @@
 //! links, so no cell of a circuit crosses threads.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use ournet_proto::cell::{CELL_LEN, CircId};
 use ournet_proto::circuit::RelayCircuit;
 
 use super::{CircKey, ConnId, FastMap, FastSet};
 use crate::directory::CircLoc;
+use crate::directory::budget::HomeBudget;
 
 /// One end of a circuit on a link.
 pub(super) type Leg = (ConnId, CircId);
@@ -32,6 +34,9 @@ pub(super) struct Circ {
     /// On a home circuit, one entry per message queued with `deliver`, oldest first: whose
     /// credit to give back when the circuit's window takes it (PROTOCOL.md §8).
     pub(super) credits: VecDeque<Credit>,
+    /// On a home circuit, its buffer budget (shared with the directory): every message in
+    /// `credits` is counted there until the window takes it.
+    pub(super) budget: Option<Arc<HomeBudget>>,
 }
 
 /// A delivered message's credit, owed to the circuit it came from.
@@ -76,6 +81,7 @@ impl Circuits {
                 recent_cells: 0,
                 weight,
                 credits: VecDeque::new(),
+                budget: None,
             },
         );
         self.index(prev, key);

@@ -4,20 +4,23 @@
 //! A delivered message is answered with DELIVERY_STATUS on the sender's circuit: DELIVERED
 //! once it is queued on the recipient's home circuit (here or handed to the worker that holds
 //! it), QUEUED when the recipient is offline, REFUSED when the offline queue or the home
-//! buffer (`HOME_BUFFER_BYTES`) is full. The sender's circuit is remembered for the ACK,
+//! buffer (`HOME_BUFFER_BYTES`) is full. The home buffer's cap is decided before answering,
+//! by reserving the message's bytes in the home's shared budget (`directory::budget`), so a
+//! message answered DELIVERED is never refused by the worker that holds the home circuit.
+//! The sender's circuit is remembered for the ACK,
 //! which only the recipient's own home circuit can take back, and is owed the message's
 //! flow-control credit until the home circuit's window takes it (`credit.rs`).
 
 use std::time::{Duration, Instant};
 
 use ournet_proto::circuit::RelayEvent;
-use ournet_proto::flow::home_buffer_accepts;
 use ournet_proto::relay_msg::DeliveryStatus;
 
 use super::circuits::Credit;
 use super::extend::ExtendReq;
 use super::{CircKey, Relay};
 use crate::cross::{CrossMsg, Delivery};
+use crate::directory::budget::Reservation;
 use crate::directory::qos::PeerKind;
 use crate::directory::{CircLoc, Route};
 use crate::metrics::{self, DropKind};
@@ -74,14 +77,18 @@ impl Relay {
         let dir = &self.ctx.directory;
         let from_loc = self.loc(from);
         let status = match dir.route(now, recipient, message_id, d.envelope) {
-            Route::Home(loc, envelope) => {
+            Route::Home(loc, envelope, reserved) => {
                 dir.add_ack_route(now, recipient, message_id, from_loc);
                 let d = Delivery {
                     recipient,
                     message_id,
                     envelope,
                 };
-                self.deliver_to(now, loc, d, from_loc)
+                self.deliver_to(now, loc, d, from_loc, reserved)
+            }
+            Route::Full => {
+                self.metrics.count_drop(DropKind::HomeFull);
+                DeliveryStatus::REFUSED
             }
             Route::Queued => {
                 dir.add_ack_route(now, recipient, message_id, from_loc);
@@ -107,22 +114,25 @@ impl Relay {
         }
     }
 
-    /// Delivers on the home circuit at `loc`, here or on its worker. DELIVERED means the
-    /// home circuit (or its worker) owes `from` the message's credit.
+    /// Delivers on the home circuit at `loc`, here or on its worker, the message's bytes
+    /// already `reserved` in its buffer. DELIVERED means the home circuit (or its worker)
+    /// owes `from` the message's credit.
     fn deliver_to(
         &mut self,
         now: Instant,
         loc: CircLoc,
         d: Delivery,
         from: CircLoc,
+        reserved: Reservation,
     ) -> DeliveryStatus {
         if loc.worker == self.worker {
-            return self.deliver_local(now, loc.circ, d, Some(from));
+            return self.deliver_local(now, loc.circ, d, from, reserved);
         }
         let msg = CrossMsg::Deliver {
             circ: loc.circ,
             delivery: d,
             from,
+            reserved,
         };
         match self.ctx.postman.post(loc.worker, msg) {
             Ok(()) => DeliveryStatus::DELIVERED,
@@ -134,15 +144,16 @@ impl Relay {
         }
     }
 
-    /// Queues `d` on home circuit `key` of this worker (its credit owed to `from`), offline
-    /// if the circuit is gone or no longer the recipient's, or refuses it past the home
-    /// buffer cap.
+    /// Queues `d` on home circuit `key` of this worker (its credit owed to `from`; its bytes
+    /// `reserved` in the circuit's budget, so the cap was decided already), or offline if the
+    /// circuit is gone or no longer the recipient's (the reservation is then given back).
     fn deliver_local(
         &mut self,
         now: Instant,
         key: CircKey,
         d: Delivery,
-        from: Option<CircLoc>,
+        from: CircLoc,
+        reserved: Reservation,
     ) -> DeliveryStatus {
         let Some(circ) = self
             .circuits
@@ -152,12 +163,10 @@ impl Relay {
             return self.queue_offline(now, d.recipient, d.message_id, d.envelope);
         };
         let len = d.envelope.len();
-        if !home_buffer_accepts(circ.hop.queued_message_bytes(), len) {
-            self.metrics.count_drop(DropKind::HomeFull);
-            return DeliveryStatus::REFUSED;
-        }
         match circ.hop.deliver(d.message_id, d.envelope) {
             Ok(()) => {
+                reserved.commit();
+                let from = Some(from);
                 circ.credits.push_back(Credit { from, len });
                 metrics::add(&self.metrics.delivered, 1);
                 self.flush_backward(now, key);
@@ -228,13 +237,14 @@ impl Relay {
 
     fn on_home(&mut self, now: Instant, key: CircKey, identity: [u8; 32]) {
         self.score_home(now, key, &identity);
-        let queued = self
+        let (budget, queued) = self
             .ctx
             .directory
             .register_home(now, identity, self.loc(key));
         let Some(circ) = self.circuits.get_mut(key) else {
             return;
         };
+        circ.budget = Some(budget.clone());
         let count = u32::try_from(queued.len()).unwrap_or(u32::MAX);
         if let Err(e) = circ.hop.send_home_authed(count) {
             return self.circuit_failed(now, key, &e);
@@ -244,6 +254,7 @@ impl Relay {
             let len = q.envelope.len();
             match circ.hop.deliver(q.message_id, q.envelope) {
                 Ok(()) => {
+                    budget.add(len);
                     circ.credits.push_back(Credit { from: None, len });
                     metrics::add(&self.metrics.delivered, 1);
                 }
@@ -276,14 +287,15 @@ impl Relay {
                 circ,
                 delivery,
                 from,
+                reserved,
             } => {
                 let len = delivery.envelope.len();
-                let status = self.deliver_local(now, circ, delivery, Some(from));
+                let status = self.deliver_local(now, circ, delivery, from, reserved);
                 if status != DeliveryStatus::DELIVERED {
                     self.return_credit(now, from, len);
                 }
             }
-            CrossMsg::Credit { circ, len } => self.release_local(now, circ, len),
+            CrossMsg::Credit { circ, cells } => self.release_cells(now, circ, cells),
             CrossMsg::Ack {
                 circ,
                 message_id,

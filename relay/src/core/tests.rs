@@ -22,6 +22,7 @@ use crate::directory::Directory;
 use crate::keys::RelayKeys;
 use crate::metrics::{DropKind, WorkerMetrics};
 
+mod cross_home;
 mod home;
 
 fn relay(seed: u64, now: Instant) -> Relay {
@@ -242,8 +243,8 @@ fn delivery_and_ack_cross_workers_through_the_mailboxes() {
     use ournet_proto::relay_msg::DeliveryStatus;
 
     let now = Instant::now();
-    let (tx0, rx0) = crate::cross::mailbox();
-    let (tx1, rx1) = crate::cross::mailbox();
+    let (tx0, rx0) = crate::cross::mailbox(crate::cross::MAILBOX_CAP);
+    let (tx1, rx1) = crate::cross::mailbox(crate::cross::MAILBOX_CAP);
     let wake: Arc<dyn crate::cross::Wake> = Arc::new(NoWake);
     let postman = Postman::new(vec![(tx0, wake.clone()), (tx1, wake)]);
     let ctx = context(7, postman, 2);
