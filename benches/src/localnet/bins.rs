@@ -119,10 +119,10 @@ fn cargo_build(workspace: &Path, debug: bool) -> anyhow::Result<Vec<PathBuf>> {
 /// started.
 ///
 /// Build scripts track some of them (ring's reruns when `CARGO_MANIFEST_DIR` changes), so a
-/// build that inherited them saw another environment than the build before it and rebuilt
-/// ring and everything above it: on every `cargo run -p ournet-bench -- localnet`, and in
-/// every test crate that builds the relay (a minute or more of compiling inside a test on a
-/// loaded machine). Without them the build is the one a shell makes.
+/// build that inherited them found ring's environment changed whenever the build before it
+/// came from elsewhere (a shell, another test crate, the `cargo run` that started this
+/// process) and rebuilt ring and everything above it: inside a test, a minute or more of
+/// compiling on a loaded machine. Without them the build is the one a shell makes.
 pub fn without_crate_env(cmd: &mut Command) -> &mut Command {
     for (key, _) in std::env::vars_os() {
         if key.to_str().is_some_and(is_crate_var) {
