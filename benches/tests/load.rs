@@ -10,7 +10,7 @@ use std::process::Command;
 fn relay_bin() -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
+    let status = ournet_bench::localnet::bins::without_crate_env(&mut Command::new(cargo))
         .args(["build", "-q", "-p", "ournet-relay", "--bin", "ournet-relay"])
         .current_dir(&root)
         .status()

@@ -375,8 +375,11 @@ async fn a_sender_holding_the_old_address_follows_the_recipient_to_its_new_home(
     bob.stop().await;
     drop(bob);
     let back = started(b_cfg(Seedlike::new(&[old_home]))).await;
+    // At least one copy per send counted queued: an attempt that timed out before its QUEUED
+    // status came back (a loaded machine) and was retried there left one more, and waiting
+    // for exactly `queued` would then hang. Each copy, however many, is a duplicate.
     until("the queued copies to arrive", || {
-        back.get_stats().duplicates == queued
+        back.get_stats().duplicates >= queued
     })
     .await;
     let nothing = tokio::time::timeout(Duration::from_millis(500), back.recv()).await;
@@ -487,14 +490,18 @@ async fn the_first_maintenance_ticks_rotate_nothing() {
     let mut c = config(&id, &enc, dir, 2);
     c.maintenance_interval = Duration::from_millis(50);
     let node = started(c).await;
-    let homes = node.homes();
+    // Compared by relay: a home's status also carries its RTT, which changes when its first
+    // PONG comes back (after `ping_interval`, a time these ticks can take on a loaded machine).
+    let relays_of =
+        |n: &NodeClient| -> Vec<String> { n.homes().into_iter().map(|h| h.router_id).collect() };
+    let homes = relays_of(&node);
     until("maintenance ticks", || {
         node.get_stats().maintenance_runs >= 5
     })
     .await;
     let s = node.get_stats();
     assert_eq!((s.rotations, s.draining_homes), (0, 0));
-    assert_eq!(node.homes(), homes);
+    assert_eq!(relays_of(&node), homes);
     node.stop().await;
 }
 

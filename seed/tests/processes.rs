@@ -44,8 +44,9 @@ async fn embedded_store_survives_restart_and_keeps_its_key() {
 async fn two_replicas_share_registrations_and_challenge_use_through_postgres() {
     let cluster = pg::PgCluster::start("replicas");
     let url = cluster.create_db("seed");
-    let a = SeedProcess::start(&temp_dir("replica-a"), &["--database-url", &url]);
-    let b = SeedProcess::start(&temp_dir("replica-b"), &["--database-url", &url]);
+    let (da, db) = (temp_dir("replica-a"), temp_dir("replica-b"));
+    let a = SeedProcess::start(&da, &["--database-url", &url]);
+    let b = SeedProcess::start(&db, &["--database-url", &url]);
     let r = router(3, "192.0.2.20:8471");
     let (c, d) = a.challenge().await;
     let (st, v) = a.register_with(&r, &c, d).await;
@@ -72,6 +73,9 @@ async fn two_replicas_share_registrations_and_challenge_use_through_postgres() {
     assert_eq!((st, v["reason"].as_str()), (400, Some("challenge_reused")));
     assert_eq!(a.discovered_ids().await.len(), 2);
     drop((a, b));
+    for d in [da, db] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
 }
 
 #[tokio::test]

@@ -24,7 +24,7 @@ pub fn relay_bin() -> PathBuf {
 pub fn build_bin(name: &str) -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
+    let status = ournet_bench::localnet::bins::without_crate_env(&mut Command::new(cargo))
         .args(["build", "-q", "-p", name, "--bin", name])
         .current_dir(&root)
         .status()

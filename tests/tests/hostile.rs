@@ -147,6 +147,7 @@ fn circuit_creation_is_rate_limited_per_ip() {
         );
         good_client_is_served(&relay);
     }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

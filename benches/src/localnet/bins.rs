@@ -78,7 +78,8 @@ pub fn resolve(src: &Source) -> anyhow::Result<Bins> {
 fn cargo_build(workspace: &Path, debug: bool) -> anyhow::Result<Vec<PathBuf>> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(workspace)
+    without_crate_env(&mut cmd)
+        .current_dir(workspace)
         .args(["build", "--message-format=json-render-diagnostics"]);
     for n in NAMES {
         cmd.args(["-p", n, "--bin", n]);
@@ -111,4 +112,38 @@ fn cargo_build(workspace: &Path, debug: bool) -> anyhow::Result<Vec<PathBuf>> {
         .zip(NAMES)
         .map(|(p, n)| p.with_context(|| format!("cargo did not report the {n} executable")))
         .collect()
+}
+
+/// `cmd` without the variables cargo sets for the crate it runs (`CARGO_MANIFEST_DIR`,
+/// `CARGO_PKG_*`, ...), for a `cargo build` started from a process `cargo run` or `cargo test`
+/// started.
+///
+/// Build scripts track some of them (ring's reruns when `CARGO_MANIFEST_DIR` changes), so a
+/// build that inherited them found ring's environment changed whenever the build before it
+/// came from elsewhere (a shell, another test crate, the `cargo run` that started this
+/// process) and rebuilt ring and everything above it: inside a test, a minute or more of
+/// compiling on a loaded machine. Without them the build is the one a shell makes.
+pub fn without_crate_env(cmd: &mut Command) -> &mut Command {
+    for (key, _) in std::env::vars_os() {
+        if key.to_str().is_some_and(is_crate_var) {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd
+}
+
+/// Whether `key` is one of the variables cargo sets for the crate it builds or tests.
+fn is_crate_var(key: &str) -> bool {
+    key.starts_with("CARGO_PKG_")
+        || matches!(
+            key,
+            "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_MANIFEST_LINKS"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_BIN_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+                | "CARGO_TARGET_TMPDIR"
+                | "OUT_DIR"
+        )
 }

@@ -23,6 +23,8 @@ rate_limit_enabled = false
 pub(crate) struct SeedProcess {
     child: Child,
     pub(crate) addr: String,
+    /// The config file written next to the data directory; removed on drop.
+    config: PathBuf,
 }
 
 pub(crate) fn temp_dir(name: &str) -> PathBuf {
@@ -68,7 +70,11 @@ impl SeedProcess {
         };
         // Keep draining stdout so the child never writes into a closed pipe.
         std::thread::spawn(move || lines.for_each(drop));
-        Self { child, addr }
+        Self {
+            child,
+            addr,
+            config,
+        }
     }
 
     /// SIGTERM, then wait for the exit.
@@ -136,6 +142,7 @@ impl Drop for SeedProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.config);
     }
 }
 
