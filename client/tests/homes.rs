@@ -441,7 +441,7 @@ async fn a_sender_holding_the_old_address_follows_the_recipient_after_a_failover
 async fn a_send_waiting_queued_follows_its_recipient_online_at_other_homes() {
     // Bob is offline; the address Alice holds lists a home he will not come back to. Her send
     // waits queued there; Bob comes online at another relay and publishes; Alice's send looks
-    // again while it waits and is delivered there, long before its queued-ACK timeout (60 s).
+    // again while it waits and is delivered there, before its queued-ACK timeout.
     let a_rs = relays(171, 3);
     let b_rs = relays(174, 2);
     let b_dir = Seedlike::new(&[&b_rs[1]]);
@@ -460,7 +460,11 @@ async fn a_send_waiting_queued_follows_its_recipient_online_at_other_homes() {
     )
     .unwrap();
     let (a_id, a_enc) = keys();
-    let alice = started(config(&a_id, &a_enc, a_dir, 1)).await;
+    // A long queued-ACK timeout: looks at 5, 15, 35, 75 and 155 s, so a slow start of Bob's
+    // on a loaded machine is still found while the send waits.
+    let mut a_cfg = config(&a_id, &a_enc, a_dir, 1);
+    a_cfg.timeouts.queued_ack = Duration::from_secs(170);
+    let alice = started(a_cfg).await;
     let id = alice
         .send_message(&old, b"wait for me", SendOptions::default())
         .await
@@ -470,7 +474,7 @@ async fn a_send_waiting_queued_follows_its_recipient_online_at_other_homes() {
 
     let bob = started(config(&b_id, &b_enc, b_dir.clone(), 1)).await;
     assert!(b_dir.lookup().unwrap().replaces(&old, now + 1));
-    // Without the second look the send would end `Queued` after its 60 s queued-ACK timeout.
+    // Without the second look the send would end `Queued` at its queued-ACK timeout.
     acked(&alice, id).await;
     assert_eq!(alice.get_stats().readdressed, 1);
     receive_each_once(&bob, alice.identity(), &[id]).await;
