@@ -28,10 +28,10 @@ pub struct NodeStats {
     /// Attempts after the first, over all messages.
     pub retries: u64,
     /// Sends moved to a newer address of their recipient (its homes moved: rotation,
-    /// failover), found in the directory after a home answered QUEUED or every home was
-    /// unreachable, or remembered from an earlier send. The QUEUED that set one off is
-    /// also in `queued` (a copy waits at the old home; the recipient drops it as a
-    /// duplicate if it ever returns there).
+    /// failover): handed back by its old home in MOVED, found in the directory after a home
+    /// answered QUEUED or every home was unreachable, or remembered from an earlier send.
+    /// A QUEUED that set one off is also in `queued` (a copy waits at the old home; the
+    /// recipient drops it as a duplicate if it ever returns there).
     pub readdressed: u64,
     /// MOVED answers taken: the recipient's old home relay handed back the address it
     /// moved to (its FORWARD_TO), verified as replacing the one held, so the send moved

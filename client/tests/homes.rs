@@ -5,9 +5,10 @@
 //! through the new one, every message arrives once, and the old home's circuit and link close
 //! after the drain. A sender holding the old address after the drain is answered MOVED by
 //! the old home (the node's FORWARD_TO) and follows without a directory lookup; after a
-//! failover (the old home dead) it still looks the node up. `stop()` with sends in flight destroys every circuit and closes every
-//! link (the relays' gauges fall to zero, the process holds no socket to them), leaves no
-//! task behind, and the interrupted sends resume after a restart.
+//! failover (the old home dead) it still looks the node up. `stop()` with sends in flight
+//! destroys every circuit and closes every link (the relays' gauges fall to zero, the
+//! process holds no socket to them), leaves no task behind, and the interrupted sends
+//! resume after a restart.
 #![allow(clippy::unwrap_used, reason = "test code")]
 
 use std::collections::HashSet;

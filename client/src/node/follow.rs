@@ -1,12 +1,13 @@
 //! Following a recipient whose homes moved (spec §5.11-§5.13: rotation and failover re-sign
 //! and publish the node's address).
 //!
-//! A sender holding an address from before the move reaches a home the recipient has left:
-//! once the drain ends that relay answers QUEUED, and the message would wait there for a
-//! recipient that never comes back. So when an attempt is queued, or every home of the
-//! address is cooling down, [`super::send`] asks the directory for the recipient's current
-//! address and moves the send to it if `NodeAddress::replaces` accepts it (signature,
-//! identity, validity, a later issue time and other homes: the directory is not trusted).
+//! A sender holding an address from before the move reaches a home the recipient has left.
+//! Without a forwarding address (below) that relay answers QUEUED once the drain ends, and
+//! the message would wait there for a recipient that never comes back. So when an attempt
+//! is queued, or every home of the address is cooling down, [`super::send`] asks the
+//! directory for the recipient's current address and moves the send to it if
+//! `NodeAddress::replaces` accepts it (signature, identity, validity, a later issue time and
+//! other homes: the directory is not trusted).
 //!
 //! A recipient that rotated its homes usually tells its old home where it went
 //! (FORWARD_TO), and that relay answers MOVED with the new address instead of queuing:

@@ -12,10 +12,10 @@
 //! 4. the new address goes to the old home in FORWARD_TO (PROTOCOL.md §7.4), so once the
 //!    drain is over that relay answers senders of the old address with MOVED and the new
 //!    address instead of queuing, and they follow without asking a seed (`super::send`);
-//! 5. the old home starts draining, and the new address is published: its circuit stays open and watched (so
-//!    senders holding the old address, and the old relay's offline queue, still reach the
-//!    node) for [`crate::config::Rotation::drain_grace`]; then the circuit is destroyed and
-//!    its link closed unless a send circuit still runs on it.
+//! 5. the old home starts draining, and the new address is published: its circuit stays
+//!    open and watched (so senders holding the old address, and the old relay's offline
+//!    queue, still reach the node) for [`crate::config::Rotation::drain_grace`]; then the
+//!    circuit is destroyed and its link closed unless a send circuit still runs on it.
 //!
 //! The node therefore never has fewer homes than before a rotation (never below
 //! `min_connections`). Rotation runs only in the maintenance task, after its top-up, so one
