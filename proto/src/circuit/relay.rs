@@ -104,6 +104,9 @@ pub struct RelayCircuit {
     outbox: Outbox,
     events: VecDeque<RelayEvent>,
     home: Option<IdentityPublicKey>,
+    /// Whether FORWARD_TO came already: a node sends one as its home circuit starts to
+    /// drain, so a second is refused (each costs a signature check).
+    forwarded: bool,
 }
 
 impl RelayCircuit {
@@ -135,6 +138,7 @@ impl RelayCircuit {
             outbox: Outbox::default(),
             events: VecDeque::new(),
             home: None,
+            forwarded: false,
         };
         Ok((circuit, created))
     }
@@ -430,6 +434,10 @@ impl RelayCircuit {
                 "FORWARD_TO on a circuit that is not a home",
             ));
         };
+        if self.forwarded {
+            return Err(CircuitError::Protocol("second FORWARD_TO"));
+        }
+        self.forwarded = true;
         let address = NodeAddress::from_bytes(address)
             .map_err(|_| CircuitError::Protocol("FORWARD_TO address does not verify"))?;
         if address.identity != home {

@@ -608,6 +608,11 @@ fn forward_to_is_taken_only_from_the_home_node_and_moved_reaches_the_sender() {
         )]
     );
     assert!(home.destroyed.is_empty());
+    // One per home circuit: a second costs the relay no second signature check.
+    assert!(home.client.send_forward_to(&moved_to).unwrap());
+    home.pump();
+    assert_eq!(home.relay_events.len(), 1);
+    assert_eq!(home.destroyed.len(), 1);
 
     // A sender's circuit to that relay hears MOVED with the address's bytes.
     let mut sender = Chain::build(25, keys.iter().collect(), now);
