@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use ournet_proto::address::NodeAddress;
 use ournet_proto::cell::CircId;
 use ournet_proto::circuit::{ClientEvent, PathHop};
 use ournet_proto::keys::IdentityKeypair;
@@ -66,6 +67,9 @@ pub(crate) enum CircOp {
     Padding,
     /// Prove the node's identity to this (one-hop) circuit's relay.
     HomeAuth(Arc<IdentityKeypair>),
+    /// Tell this home circuit's relay the node's new address (FORWARD_TO); skipped when it
+    /// does not fit one cell.
+    ForwardTo(Box<NodeAddress>),
     /// Destroy the circuit.
     Close,
 }

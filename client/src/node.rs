@@ -524,10 +524,15 @@ impl Inner {
     /// where senders look it up. A failed publish is only logged: the address still works
     /// for whoever has it, and the next change publishes again.
     async fn readdress(&self) {
-        let Some(addr) = self.resign_address() else {
-            return;
-        };
-        if let Err(e) = self.directory.publish(&addr).await {
+        if let Some(addr) = self.resign_address() {
+            self.publish_address(&addr).await;
+        }
+    }
+
+    /// Publishes `addr` through the directory (a failure is only logged, as in
+    /// [`Self::readdress`]).
+    async fn publish_address(&self, addr: &NodeAddress) {
+        if let Err(e) = self.directory.publish(addr).await {
             tracing::warn!("publishing the node address: {e}");
         }
     }

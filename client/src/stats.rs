@@ -28,11 +28,15 @@ pub struct NodeStats {
     /// Attempts after the first, over all messages.
     pub retries: u64,
     /// Sends moved to a newer address of their recipient (its homes moved: rotation,
-    /// failover), found in the directory after a home answered QUEUED or every home was
-    /// unreachable, or remembered from an earlier send. The QUEUED that set one off is
-    /// also in `queued` (a copy waits at the old home; the recipient drops it as a
-    /// duplicate if it ever returns there).
+    /// failover): handed back by its old home in MOVED, found in the directory after a home
+    /// answered QUEUED or every home was unreachable, or remembered from an earlier send.
+    /// A QUEUED that set one off is also in `queued` (a copy waits at the old home; the
+    /// recipient drops it as a duplicate if it ever returns there).
     pub readdressed: u64,
+    /// MOVED answers taken: the recipient's old home relay handed back the address it
+    /// moved to (its FORWARD_TO), verified as replacing the one held, so the send moved
+    /// there without asking the directory (also in `readdressed`).
+    pub moved: u64,
     /// Messages handed to the app.
     pub received: u64,
     /// Messages received again (a retry or a queued copy) and ACKed but not handed over.
@@ -91,6 +95,7 @@ pub(crate) struct Counters {
     pub(crate) failed: AtomicU64,
     pub(crate) retries: AtomicU64,
     pub(crate) readdressed: AtomicU64,
+    pub(crate) moved: AtomicU64,
     pub(crate) received: AtomicU64,
     pub(crate) duplicates: AtomicU64,
     pub(crate) rejected: AtomicU64,
@@ -147,6 +152,7 @@ impl Counters {
             failed: r(&self.failed),
             retries: r(&self.retries),
             readdressed: r(&self.readdressed),
+            moved: r(&self.moved),
             received: r(&self.received),
             duplicates: r(&self.duplicates),
             rejected: r(&self.rejected),

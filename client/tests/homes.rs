@@ -3,14 +3,17 @@
 //! Rotation is make-before-break: a sender holding the address published before a rotation
 //! still reaches the node through the draining old home, a sender with the new address
 //! through the new one, every message arrives once, and the old home's circuit and link close
-//! after the drain. `stop()` with sends in flight destroys every circuit and closes every
-//! link (the relays' gauges fall to zero, the process holds no socket to them), leaves no
-//! task behind, and the interrupted sends resume after a restart.
+//! after the drain. A sender holding the old address after the drain is answered MOVED by
+//! the old home (the node's FORWARD_TO) and follows without a directory lookup; after a
+//! failover (the old home dead) it still looks the node up. `stop()` with sends in flight
+//! destroys every circuit and closes every link (the relays' gauges fall to zero, the
+//! process holds no socket to them), leaves no task behind, and the interrupted sends
+//! resume after a restart.
 #![allow(clippy::unwrap_used, reason = "test code")]
 
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,6 +36,8 @@ use support::{receive_each_once, relay_info, relays, state_path, until, within};
 struct Seedlike {
     relays: Mutex<Vec<RelayInfo>>,
     published: Arc<Mutex<Vec<NodeAddress>>>,
+    /// Address lookups asked of this directory (each tells a seed whom the asker writes to).
+    lookups: AtomicUsize,
 }
 
 impl Seedlike {
@@ -50,12 +55,18 @@ impl Seedlike {
         Arc::new(Self {
             relays: Mutex::new(list),
             published,
+            lookups: AtomicUsize::new(0),
         })
     }
 
     /// The last address published, as a sender's lookup finds it.
     fn lookup(&self) -> Option<NodeAddress> {
         self.published.lock().unwrap().last().cloned()
+    }
+
+    /// How many lookups senders asked of this directory.
+    fn lookups(&self) -> usize {
+        self.lookups.load(Ordering::SeqCst)
     }
 
     fn unlist(&self, router_id: &str) {
@@ -93,6 +104,7 @@ impl RelayDirectory for Seedlike {
         &self,
         identity: &IdentityPublicKey,
     ) -> Result<Option<NodeAddress>, DirectoryError> {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
         let book = self.published.lock().unwrap();
         Ok(book.iter().rev().find(|a| a.identity == *identity).cloned())
     }
@@ -289,9 +301,10 @@ async fn homes_rotate_make_before_break_and_both_addresses_keep_working() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sender_holding_the_old_address_follows_the_recipient_to_its_new_home() {
+async fn a_sender_holding_the_old_address_is_sent_to_the_new_home_by_the_old_one() {
     // Bob has one home and two candidate relays, so his rotation moves his only home; Alice
-    // uses the same seed (address book) with relays of her own.
+    // uses the same seed (address book) with relays of her own, and the seed counts her
+    // lookups: following Bob must tell it nothing.
     let a_rs = relays(151, 3);
     let b_rs = relays(154, 2);
     let b_dir = Seedlike::new(&b_rs.iter().collect::<Vec<_>>());
@@ -322,8 +335,8 @@ async fn a_sender_holding_the_old_address_follows_the_recipient_to_its_new_home(
         .unwrap()
         .as_secs();
     assert!(new.replaces(&old, now));
-    // The drain ends: the old home's circuit and link close and the relay forgets Bob, so
-    // it queues what comes for him.
+    // The drain ends: the old home's circuit and link close and the relay forgets Bob, but
+    // keeps the forwarding address he sent it before draining.
     until("the drain to end", || bob.get_stats().draining_homes == 0).await;
     until("the old home's link to close", || {
         links_to(old.homes[0].addr) == 0
@@ -333,11 +346,12 @@ async fn a_sender_holding_the_old_address_follows_the_recipient_to_its_new_home(
         old_home.metric("ournet_homes") == 0
     })
     .await;
+    assert_eq!(old_home.metric("ournet_forwarding_addresses"), 1);
 
-    // Alice only has the old address. Five sends at once: the old home queues them, Alice
-    // looks Bob up and moves them to his new home.
+    // Alice only has the old address. Five sends at once: the old home answers MOVED with
+    // Bob's new address, and Alice resends there without asking the seed.
     let (a_id, a_enc) = keys();
-    let alice = started(config(&a_id, &a_enc, a_dir, 1)).await;
+    let alice = started(config(&a_id, &a_enc, a_dir.clone(), 1)).await;
     let mut sent = Vec::new();
     for _ in 0..5 {
         let id = alice
@@ -349,8 +363,17 @@ async fn a_sender_holding_the_old_address_follows_the_recipient_to_its_new_home(
     for id in &sent {
         acked(&alice, *id).await;
     }
-    let queued = alice.get_stats().queued;
-    assert!((1..=5).contains(&queued), "{queued} queued at the old home");
+    let s = alice.get_stats();
+    assert!(
+        (1..=5).contains(&s.moved),
+        "{} MOVED answers taken",
+        s.moved
+    );
+    assert_eq!(s.queued, 0, "nothing queued at the old home");
+    assert_eq!(old_home.metric("ournet_offline_messages"), 0);
+    // At least: an attempt that timed out on a loaded machine before its MOVED came back
+    // was answered again when retried.
+    assert!(old_home.metric("ournet_moved_total") >= s.moved);
     // Three more with the old address go straight to the new home (remembered).
     for _ in 0..3 {
         let id = alice
@@ -360,31 +383,35 @@ async fn a_sender_holding_the_old_address_follows_the_recipient_to_its_new_home(
         acked(&alice, id).await;
         sent.push(id);
     }
-    let s = alice.get_stats();
-    assert_eq!(s.readdressed, sent.len() as u64, "every send followed Bob");
-    assert_eq!(s.queued, queued, "no later send went to the old home");
-    assert_eq!((s.acked, s.failed), (sent.len() as u64, 0));
+    let t = alice.get_stats();
+    assert_eq!(t.readdressed, sent.len() as u64, "every send followed Bob");
+    assert_eq!(t.moved, s.moved, "no later send went to the old home");
+    assert_eq!((t.acked, t.failed, t.queued), (sent.len() as u64, 0, 0));
+    assert_eq!(
+        a_dir.lookups(),
+        0,
+        "the seed never learned whom Alice writes to"
+    );
 
     receive_each_once(&bob, alice.identity(), &sent).await;
     let nothing = tokio::time::timeout(Duration::from_millis(500), bob.recv()).await;
     assert!(nothing.is_err(), "nothing delivered twice");
     assert_eq!(bob.get_stats().received, sent.len() as u64);
 
-    // Exactly once holds if Bob ever returns to the old home: the copies queued there are
-    // ACKed and dropped as duplicates, not handed over again.
+    // Exactly once: the old home kept no copy. If Bob returns there, his HOME_AUTH clears
+    // the forwarding address and nothing waits for him.
     bob.stop().await;
     drop(bob);
     let back = started(b_cfg(Seedlike::new(&[old_home]))).await;
-    // At least one copy per send counted queued: an attempt that timed out before its QUEUED
-    // status came back (a loaded machine) and was retried there left one more, and waiting
-    // for exactly `queued` would then hang. Each copy, however many, is a duplicate.
-    until("the queued copies to arrive", || {
-        back.get_stats().duplicates >= queued
+    until("the old home to take Bob back", || {
+        old_home.metric("ournet_homes") == 1
     })
     .await;
+    assert_eq!(old_home.metric("ournet_forwarding_addresses"), 0);
     let nothing = tokio::time::timeout(Duration::from_millis(500), back.recv()).await;
-    assert!(nothing.is_err(), "a queued copy was handed over again");
-    assert_eq!(back.get_stats().received, 0);
+    assert!(nothing.is_err(), "a copy was kept at the old home");
+    let s = back.get_stats();
+    assert_eq!((s.received, s.duplicates), (0, 0));
     alice.stop().await;
     back.stop().await;
 }
@@ -415,7 +442,7 @@ async fn a_sender_holding_the_old_address_follows_the_recipient_after_a_failover
     .await;
 
     let (a_id, a_enc) = keys();
-    let alice = started(config(&a_id, &a_enc, a_dir, 1)).await;
+    let alice = started(config(&a_id, &a_enc, a_dir.clone(), 1)).await;
     let first = alice
         .send_message(&old, b"to the dead home", SendOptions::default())
         .await
@@ -432,6 +459,9 @@ async fn a_sender_holding_the_old_address_follows_the_recipient_after_a_failover
     let t = alice.get_stats();
     assert_eq!(t.readdressed, 2);
     assert_eq!(t.unreachable_hops, s.unreachable_hops, "not tried again");
+    // The dead home could not answer MOVED: this case still needs the directory.
+    assert_eq!(t.moved, 0);
+    assert!(a_dir.lookups() >= 1);
     receive_each_once(&bob, alice.identity(), &[first, second]).await;
     alice.stop().await;
     bob.stop().await;

@@ -22,7 +22,14 @@
 //! HOME_AUTHED      queued u32
 //! DELIVERY_STATUS  message_id[16] | status u8
 //! PING, PONG       nonce u64
+//! FORWARD_TO       address (binary form, `address.rs`)
+//! MOVED            message_id[16] | address (binary form)
 //! ```
+//!
+//! FORWARD_TO and MOVED carry a node address as bytes: the endpoint that acts on one parses
+//! and verifies it (`NodeAddress::from_bytes`), so decoding a relay message stays cheap and
+//! never checks a signature. An address that does not fit one cell (7 or more IPv6 homes) is
+//! simply not sent.
 #![deny(
     clippy::indexing_slicing,
     clippy::panic,
@@ -41,6 +48,15 @@ pub const RELAY_HEADER_LEN: usize = 3;
 pub const MAX_RELAY_BODY: usize = PAYLOAD_LEN - RELAY_HEADER_LEN;
 /// Bytes of a BEGIN body before its first chunk.
 pub const BEGIN_HEADER_LEN: usize = 16 + 4 + 32;
+/// Fewest bytes of an address's binary form (one IPv4 home), so FORWARD_TO and MOVED refuse
+/// bodies that cannot be one: version, identity, encryption key, two times, home count, one
+/// home, signature.
+pub const MIN_ADDRESS_LEN: usize = 1 + 32 + 32 + 8 + 8 + 1 + (32 * 3 + 1 + 4 + 2) + 64;
+/// Most bytes of an address's binary form in FORWARD_TO or MOVED: what MOVED has room for
+/// after its message id, so an address the old home accepted always fits its answer. Up to
+/// six homes fit whatever their address family; a node with a longer address does not send
+/// FORWARD_TO (its senders fall back to a directory lookup).
+pub const MAX_MOVED_ADDRESS: usize = MAX_RELAY_BODY - 16;
 
 /// A relay command: open newtype, unknown values are kept and refused by the state machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -71,6 +87,11 @@ impl RelayCmd {
     pub const PING: Self = Self(0x0b);
     /// Answer to a probe, echoing its nonce.
     pub const PONG: Self = Self(0x0c);
+    /// A home node tells its (old) home relay the address it moved to (PROTOCOL.md §7.4).
+    pub const FORWARD_TO: Self = Self(0x0d);
+    /// The old home relay's answer to a sender, instead of DELIVERY_STATUS: the recipient
+    /// moved, here is the address it left (PROTOCOL.md §7.4).
+    pub const MOVED: Self = Self(0x0e);
 }
 
 /// What the home relay did with a message.
@@ -163,6 +184,18 @@ pub enum RelayMsg<'a> {
     Ping(u64),
     /// Probe answer.
     Pong(u64),
+    /// The node's new address, for its old home relay to hand to senders.
+    ForwardTo {
+        /// The signed address, binary form (not yet verified).
+        address: &'a [u8],
+    },
+    /// The recipient moved: the message was not kept; resend it to this address.
+    Moved {
+        /// The message that was not kept.
+        message_id: [u8; 16],
+        /// The recipient's signed address, binary form (not yet verified).
+        address: &'a [u8],
+    },
 }
 
 impl<'a> RelayMsg<'a> {
@@ -210,6 +243,13 @@ impl<'a> RelayMsg<'a> {
             },
             RelayCmd::PING => Self::Ping(b.take_u64("nonce")?),
             RelayCmd::PONG => Self::Pong(b.take_u64("nonce")?),
+            RelayCmd::FORWARD_TO => Self::ForwardTo {
+                address: take_address(&mut b)?,
+            },
+            RelayCmd::MOVED => Self::Moved {
+                message_id: b.take_array("message id")?,
+                address: take_address(&mut b)?,
+            },
             _ => return Err(DecodeError::Invalid("relay command")),
         };
         b.finish()?;
@@ -231,6 +271,8 @@ impl<'a> RelayMsg<'a> {
             Self::DeliveryStatus { .. } => RelayCmd::DELIVERY_STATUS,
             Self::Ping(_) => RelayCmd::PING,
             Self::Pong(_) => RelayCmd::PONG,
+            Self::ForwardTo { .. } => RelayCmd::FORWARD_TO,
+            Self::Moved { .. } => RelayCmd::MOVED,
         }
     }
 
@@ -296,9 +338,31 @@ impl<'a> RelayMsg<'a> {
             Self::Ping(n) | Self::Pong(n) => {
                 w.put_u64(*n);
             }
+            Self::ForwardTo { address } => {
+                w.put(address);
+            }
+            Self::Moved {
+                message_id,
+                address,
+            } => {
+                w.put(message_id).put(address);
+            }
         }
         Ok(())
     }
+}
+
+/// The rest of a body as an address's binary form: [`MIN_ADDRESS_LEN`] to
+/// [`MAX_MOVED_ADDRESS`] bytes (its signature is checked by whoever acts on it).
+fn take_address<'a>(b: &mut Reader<'a>) -> Result<&'a [u8], DecodeError> {
+    let address = b.take_rest();
+    if address.len() < MIN_ADDRESS_LEN {
+        return Err(DecodeError::Invalid("address too short"));
+    }
+    if address.len() > MAX_MOVED_ADDRESS {
+        return Err(DecodeError::Invalid("address too long"));
+    }
+    Ok(address)
 }
 
 fn decode_extend<'a>(b: &mut Reader<'a>) -> Result<Extend<'a>, DecodeError> {
@@ -378,6 +442,13 @@ mod tests {
             },
             RelayMsg::Ping(42),
             RelayMsg::Pong(43),
+            RelayMsg::ForwardTo {
+                address: &[14; MIN_ADDRESS_LEN],
+            },
+            RelayMsg::Moved {
+                message_id: [16; 16],
+                address: &[17; MIN_ADDRESS_LEN],
+            },
         ]
     }
 
@@ -426,5 +497,62 @@ mod tests {
                 .encode(&mut [0; PAYLOAD_LEN])
                 .is_err()
         );
+    }
+
+    #[test]
+    fn forward_to_and_moved_refuse_short_and_oversized_addresses() {
+        let mut payload = [0u8; PAYLOAD_LEN];
+        // The largest bodies that fit round-trip (six IPv6 homes make 836 address bytes).
+        for msg in [
+            RelayMsg::ForwardTo {
+                address: &[15; MAX_MOVED_ADDRESS],
+            },
+            RelayMsg::Moved {
+                message_id: [16; 16],
+                address: &[17; MAX_MOVED_ADDRESS],
+            },
+        ] {
+            msg.encode(&mut payload).unwrap();
+            assert_eq!(RelayMsg::decode(&payload).unwrap(), msg);
+        }
+        // A FORWARD_TO address that MOVED could not carry is refused.
+        let long = RelayMsg::ForwardTo {
+            address: &[15; MAX_MOVED_ADDRESS + 1],
+        };
+        long.encode(&mut payload).unwrap();
+        assert_eq!(
+            RelayMsg::decode(&payload),
+            Err(DecodeError::Invalid("address too long"))
+        );
+        let short = [1u8; MIN_ADDRESS_LEN - 1];
+        RelayMsg::Data(&short).encode(&mut payload).unwrap();
+        payload[0] = RelayCmd::FORWARD_TO.0;
+        assert_eq!(
+            RelayMsg::decode(&payload),
+            Err(DecodeError::Invalid("address too short"))
+        );
+        let mut moved = vec![9u8; 16];
+        moved.extend_from_slice(&short);
+        RelayMsg::Data(&moved).encode(&mut payload).unwrap();
+        payload[0] = RelayCmd::MOVED.0;
+        assert_eq!(
+            RelayMsg::decode(&payload),
+            Err(DecodeError::Invalid("address too short"))
+        );
+        // A MOVED body truncated inside its message id.
+        RelayMsg::Data(&[9u8; 15]).encode(&mut payload).unwrap();
+        payload[0] = RelayCmd::MOVED.0;
+        assert!(RelayMsg::decode(&payload).is_err());
+        // An address that does not fit one cell is refused when encoding, never cut.
+        let big = [1u8; MAX_RELAY_BODY - 15];
+        let too_big = RelayMsg::Moved {
+            message_id: [0; 16],
+            address: &big,
+        };
+        assert!(too_big.encode(&mut [0; PAYLOAD_LEN]).is_err());
+        let too_big = RelayMsg::ForwardTo {
+            address: &[1u8; MAX_RELAY_BODY + 1],
+        };
+        assert!(too_big.encode(&mut [0; PAYLOAD_LEN]).is_err());
     }
 }

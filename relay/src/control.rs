@@ -68,6 +68,11 @@ async fn metrics_text(
         ("ournet_offline_bytes", "gauge", stats.offline_bytes as u64),
         ("ournet_homes", "gauge", stats.homes as u64),
         ("ournet_ack_routes", "gauge", stats.ack_routes as u64),
+        (
+            "ournet_forwarding_addresses",
+            "gauge",
+            stats.forwards as u64,
+        ),
     ];
     let all: Vec<(&str, &str, u64)> = global.into_iter().chain(seed).collect();
     let text = metrics::render(&s.ctx.metrics, &all);

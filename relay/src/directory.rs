@@ -1,5 +1,5 @@
-//! What all workers of a relay share: home registrations, the offline queue, ACK routes and
-//! per-IP admission (PROTOCOL.md §7.3, §7.4).
+//! What all workers of a relay share: home registrations, the offline queue, forwarding
+//! addresses, ACK routes and per-IP admission (PROTOCOL.md §7.3, §7.4).
 //!
 //! These sit behind one mutex because they are touched once per message, connection or
 //! circuit creation (itself an X25519 handshake), never per cell; the per-cell path stays
@@ -16,10 +16,12 @@ use crate::core::CircKey;
 
 pub mod acks;
 pub mod budget;
+pub mod forwards;
 pub mod limits;
 pub mod offline;
 pub mod qos;
 
+pub use forwards::ForwardRefused;
 pub use offline::{OfflineRefused, Queued};
 
 use budget::{HomeBudget, Reservation};
@@ -46,6 +48,9 @@ pub enum Route {
     Queued,
     /// The node is offline and the queue refused the message.
     Refused(OfflineRefused),
+    /// The node left this relay for the address given (binary form, its FORWARD_TO): the
+    /// message is not kept; answer MOVED.
+    Moved(Vec<u8>),
 }
 
 /// Where a node is home, and its home circuit's buffer budget.
@@ -59,6 +64,7 @@ struct Home {
 struct Inner {
     homes: std::collections::HashMap<[u8; 32], Home>,
     offline: offline::OfflineQueue,
+    forwards: forwards::Forwards,
     acks: acks::AckRoutes,
     ips: limits::IpLimits,
     qos: qos::QosBook,
@@ -80,6 +86,10 @@ impl Directory {
             inner: Mutex::new(Inner {
                 homes: std::collections::HashMap::new(),
                 offline: offline::OfflineQueue::new(config.offline.clone()),
+                forwards: forwards::Forwards::new(
+                    config.offline.max_nodes,
+                    config.offline.max_age(),
+                ),
                 acks: acks::AckRoutes::new(l.max_ack_routes, config.offline.max_age()),
                 ips: limits::IpLimits::new(
                     l.max_connections_per_ip,
@@ -111,9 +121,10 @@ impl Directory {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Makes `loc` the home circuit of `identity` (replacing an older one) and takes the
-    /// messages queued for it, oldest first, with the circuit's buffer budget (the same one
-    /// again if `loc` registers twice, so bytes reserved for it stay counted).
+    /// Makes `loc` the home circuit of `identity` (replacing an older one, and dropping its
+    /// forwarding address: it is back) and takes the messages queued for it, oldest first,
+    /// with the circuit's buffer budget (the same one again if `loc` registers twice, so
+    /// bytes reserved for it stay counted).
     pub fn register_home(
         &self,
         now: Instant,
@@ -130,6 +141,7 @@ impl Directory {
             budget: Arc::clone(&budget),
         };
         inner.homes.insert(identity, home);
+        inner.forwards.remove(&identity);
         (budget, inner.offline.take(now, &identity))
     }
 
@@ -141,8 +153,9 @@ impl Directory {
         }
     }
 
-    /// Finds the home of `recipient` and reserves the message's bytes in its buffer budget,
-    /// or queues the message for it while it is offline.
+    /// Finds the home of `recipient` and reserves the message's bytes in its buffer budget;
+    /// else, if it left a forwarding address, drops the message for a MOVED answer; else
+    /// queues the message for it while it is offline.
     pub fn route(
         &self,
         now: Instant,
@@ -156,6 +169,9 @@ impl Directory {
                 Some(reserved) => Route::Home(home.loc, envelope, reserved),
                 None => Route::Full,
             };
+        }
+        if let Some(address) = inner.forwards.get(now, &recipient) {
+            return Route::Moved(address.to_vec());
         }
         match inner.offline.push(now, recipient, message_id, envelope) {
             Ok(()) => Route::Queued,
@@ -177,6 +193,20 @@ impl Directory {
         self.lock()
             .offline
             .push(now, recipient, message_id, envelope)
+    }
+
+    /// Keeps `address` as where `node` (authenticated on one of its home circuits here)
+    /// moved: see [`forwards`].
+    ///
+    /// # Errors
+    /// [`ForwardRefused`].
+    pub fn set_forward(
+        &self,
+        now: Instant,
+        node: [u8; 32],
+        address: &ournet_proto::address::NodeAddress,
+    ) -> Result<(), ForwardRefused> {
+        self.lock().forwards.insert(now, unix_secs(), node, address)
     }
 
     /// Remembers the circuit a message for `recipient` came from, for its ACK.
@@ -222,6 +252,7 @@ impl Directory {
     pub fn sweep(&self, now: Instant) {
         let mut inner = self.lock();
         inner.offline.expire(now);
+        inner.forwards.expire(now);
         inner.acks.expire(now);
         inner.ips.sweep(now);
     }
@@ -236,6 +267,7 @@ impl Directory {
             offline_bytes: bytes,
             homes: inner.homes.len(),
             ack_routes: inner.acks.len(),
+            forwards: inner.forwards.len(),
             connections: inner.connections,
         }
     }
@@ -254,8 +286,17 @@ pub struct DirectoryStats {
     pub homes: usize,
     /// ACK routes held.
     pub ack_routes: usize,
+    /// Forwarding addresses held.
+    pub forwards: usize,
     /// Open connections.
     pub connections: usize,
+}
+
+/// Unix seconds, for the validity of forwarding addresses.
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Unix seconds, for the QoS book (the proto QoS manager takes wall-clock time).
@@ -263,4 +304,64 @@ fn unix_now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use ournet_proto::address::NodeAddress;
+    use ournet_proto::circuit::PathHop;
+    use ournet_proto::keys::{EncryptionKeypair, IdentityKeypair};
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    use super::*;
+
+    fn moved_address(id: &IdentityKeypair) -> NodeAddress {
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let hop = PathHop {
+            identity: IdentityKeypair::generate(&mut rng).public(),
+            onion_key: EncryptionKeypair::generate(&mut rng).public(),
+            link_key: EncryptionKeypair::generate(&mut rng).public(),
+            addr: ([127, 0, 0, 1], 9001).into(),
+        };
+        let enc = EncryptionKeypair::generate(&mut rng).public();
+        let now = unix_secs();
+        NodeAddress::sign(id, enc, vec![hop], now, now + 600).unwrap()
+    }
+
+    #[test]
+    fn a_moved_node_is_answered_moved_only_while_not_home_and_until_it_returns() {
+        let dir = Directory::new(&Config::default());
+        let now = Instant::now();
+        let bob = IdentityKeypair::generate(&mut ChaCha20Rng::seed_from_u64(1));
+        let key = bob.public().to_bytes();
+        let loc = CircLoc {
+            worker: 0,
+            circ: CircKey(1),
+        };
+        let _ = dir.register_home(now, key, loc);
+        let address = moved_address(&bob);
+        dir.set_forward(now, key, &address).unwrap();
+        assert_eq!(dir.stats().forwards, 1);
+        // Draining: the home circuit is still up, so messages are delivered as before.
+        assert!(matches!(
+            dir.route(now, key, [1; 16], vec![0; 10]),
+            Route::Home(..)
+        ));
+        // The circuit is gone: MOVED with the address, and nothing is queued.
+        dir.unregister_home(key, loc);
+        let Route::Moved(bytes) = dir.route(now, key, [2; 16], vec![0; 10]) else {
+            panic!("expected MOVED")
+        };
+        assert_eq!(bytes, address.to_bytes());
+        assert_eq!(dir.stats().offline_messages, 0);
+        // Bob authenticates here again: his forwarding address is gone.
+        let _ = dir.register_home(now, key, loc);
+        assert_eq!(dir.stats().forwards, 0);
+        dir.unregister_home(key, loc);
+        assert!(matches!(
+            dir.route(now, key, [3; 16], vec![0; 10]),
+            Route::Queued
+        ));
+    }
 }

@@ -116,6 +116,8 @@ pub struct WorkerMetrics {
     pub delivered: AtomicU64,
     /// Messages queued for an offline node.
     pub queued_offline: AtomicU64,
+    /// Messages answered MOVED (the node left a forwarding address; not kept).
+    pub moved: AtomicU64,
     /// Bytes waiting in link send queues (gauge).
     pub out_queue_bytes: AtomicU64,
     /// Bytes buffered by circuits (gauge).
@@ -168,7 +170,7 @@ type Field = fn(&WorkerMetrics) -> &AtomicU64;
 /// Renders every worker's metrics, plus relay-wide gauges, as Prometheus text format 0.0.4.
 pub fn render(workers: &[std::sync::Arc<WorkerMetrics>], global: &[(&str, &str, u64)]) -> String {
     let mut out = String::new();
-    let series: [(&str, &str, Field); 16] = [
+    let series: [(&str, &str, Field); 17] = [
         ("ournet_cells_in_total", "counter", |m| &m.cells_in),
         ("ournet_cells_out_total", "counter", |m| &m.cells_out),
         ("ournet_connections", "gauge", |m| &m.connections),
@@ -181,6 +183,7 @@ pub fn render(workers: &[std::sync::Arc<WorkerMetrics>], global: &[(&str, &str, 
         ("ournet_queued_offline_total", "counter", |m| {
             &m.queued_offline
         }),
+        ("ournet_moved_total", "counter", |m| &m.moved),
         ("ournet_out_queue_bytes", "gauge", |m| &m.out_queue_bytes),
         ("ournet_circuit_bytes", "gauge", |m| &m.circuit_bytes),
         ("ournet_back_pressure", "gauge", |m| &m.back_pressure),

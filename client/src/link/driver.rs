@@ -359,6 +359,11 @@ impl Driver {
             CircOp::Ping(n) => c.circ.send_ping(n),
             CircOp::Padding => c.circ.send_padding(),
             CircOp::HomeAuth(identity) => c.circ.home_auth(&identity, &self.binding),
+            CircOp::ForwardTo(address) => c.circ.send_forward_to(&address).map(|sent| {
+                if !sent {
+                    tracing::debug!("the new address does not fit FORWARD_TO: not sent");
+                }
+            }),
             CircOp::Close => {
                 self.remove(id, "closed by its owner".into(), true);
                 return;

@@ -1,12 +1,18 @@
 //! Following a recipient whose homes moved (spec §5.11-§5.13: rotation and failover re-sign
 //! and publish the node's address).
 //!
-//! A sender holding an address from before the move reaches a home the recipient has left:
-//! once the drain ends that relay answers QUEUED, and the message would wait there for a
-//! recipient that never comes back. So when an attempt is queued, or every home of the
-//! address is cooling down, [`super::send`] asks the directory for the recipient's current
-//! address and moves the send to it if `NodeAddress::replaces` accepts it (signature,
-//! identity, validity, a later issue time and other homes: the directory is not trusted).
+//! A sender holding an address from before the move reaches a home the recipient has left.
+//! Without a forwarding address (below) that relay answers QUEUED once the drain ends, and
+//! the message would wait there for a recipient that never comes back. So when an attempt
+//! is queued, or every home of the address is cooling down, [`super::send`] asks the
+//! directory for the recipient's current address and moves the send to it if
+//! `NodeAddress::replaces` accepts it (signature, identity, validity, a later issue time and
+//! other homes: the directory is not trusted).
+//!
+//! A recipient that rotated its homes usually tells its old home where it went
+//! (FORWARD_TO), and that relay answers MOVED with the new address instead of queuing:
+//! [`Addresses::learn`] takes it (under the same `replaces` checks) with no lookup at all.
+//! The directory is asked only when no MOVED came (failover: the old home is dead).
 //!
 //! The newest address seen per recipient is remembered ([`MAX_REMEMBERED`] recipients, the
 //! least recently used forgotten first), so later sends to the old address go straight to
@@ -103,23 +109,32 @@ impl Addresses {
         Some(found)
     }
 
+    /// Takes `found`, an address a recipient's old home handed back in MOVED, if it
+    /// replaces `held` (at `now`, unix seconds: verified, the same node, later, other
+    /// homes), and remembers it for later sends like a looked-up one. Asks no one.
+    pub(super) fn learn(
+        &self,
+        held: &NodeAddress,
+        found: NodeAddress,
+        now: u64,
+    ) -> Option<NodeAddress> {
+        if !found.replaces(held, now) {
+            return None;
+        }
+        let mut known = self.lock();
+        let k = entry(&mut known, held.identity.to_bytes(), Instant::now());
+        if k.address.as_ref().is_none_or(|a| found.replaces(a, now)) {
+            k.address = Some(found.clone());
+        }
+        Some(found)
+    }
+
     /// Records a lookup of `key` now, unless one was made within [`LOOKUP_GAP`] (then
     /// `false`). Makes room for a new recipient by forgetting the least recently used.
     fn claim_lookup(&self, key: [u8; 32]) -> bool {
         let now = Instant::now();
         let mut known = self.lock();
-        if !known.contains_key(&key) && known.len() >= MAX_REMEMBERED {
-            let oldest = known.iter().min_by_key(|(_, k)| k.used).map(|(id, _)| *id);
-            if let Some(id) = oldest {
-                known.remove(&id);
-            }
-        }
-        let k = known.entry(key).or_insert(Known {
-            address: None,
-            looked_up: None,
-            used: now,
-        });
-        k.used = now;
+        let k = entry(&mut known, key, now);
         if k.looked_up
             .is_some_and(|t| now.duration_since(t) < LOOKUP_GAP)
         {
@@ -132,6 +147,24 @@ impl Addresses {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Known>> {
         self.known.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// The record of `key`, used `now`; a new one forgets the least recently used recipient
+/// when [`MAX_REMEMBERED`] are known.
+fn entry(known: &mut HashMap<[u8; 32], Known>, key: [u8; 32], now: Instant) -> &mut Known {
+    if !known.contains_key(&key) && known.len() >= MAX_REMEMBERED {
+        let oldest = known.iter().min_by_key(|(_, k)| k.used).map(|(id, _)| *id);
+        if let Some(id) = oldest {
+            known.remove(&id);
+        }
+    }
+    let k = known.entry(key).or_insert(Known {
+        address: None,
+        looked_up: None,
+        used: now,
+    });
+    k.used = now;
+    k
 }
 
 #[cfg(test)]
@@ -228,6 +261,31 @@ mod tests {
         let a = Addresses::default();
         let fixed = crate::directory::StaticDirectory::default();
         assert_eq!(a.newer(&fixed, &held, NOW).await, None);
+    }
+
+    #[test]
+    fn a_moved_address_is_learned_only_if_it_replaces_the_held_one() {
+        let id = IdentityKeypair::generate(&mut fresh_rng());
+        let held = address(&id, 1, NOW - 100);
+        let moved = address(&id, 2, NOW - 10);
+        let a = Addresses::default();
+        let stranger = IdentityKeypair::generate(&mut fresh_rng());
+        let mut edited = address(&id, 4, NOW - 5);
+        edited.homes = vec![hop(5)];
+        for bad in [
+            address(&id, 3, NOW - 200),
+            address(&stranger, 3, NOW - 5),
+            edited,
+        ] {
+            assert_eq!(a.learn(&held, bad, NOW), None);
+        }
+        assert_eq!(a.remembered(&held, NOW), None);
+        assert_eq!(a.learn(&held, moved.clone(), NOW), Some(moved.clone()));
+        assert_eq!(a.remembered(&held, NOW), Some(moved.clone()));
+        // An older MOVED (from another old home) does not displace the newer one.
+        let between = address(&id, 6, NOW - 50);
+        assert_eq!(a.learn(&held, between.clone(), NOW), Some(between));
+        assert_eq!(a.remembered(&held, NOW), Some(moved));
     }
 
     #[tokio::test]

@@ -30,7 +30,7 @@ use crate::link::{CircEvent, CircuitHandle};
 pub(super) const MAX_CIRCUIT_AGE: Duration = Duration::from_secs(60);
 /// Most pooled circuits (one per recipient and home relay); past it the oldest is retired.
 const MAX_POOLED: usize = 64;
-/// Events one message can get (DELIVERY_STATUS, ACK, and a repeat of either).
+/// Events one message can get (DELIVERY_STATUS or MOVED, ACK, and a repeat of either).
 const WAITER_CAP: usize = 8;
 
 type Waiters = Arc<Mutex<HashMap<[u8; 16], mpsc::Sender<CircEvent>>>>;
@@ -181,6 +181,7 @@ async fn dispatch(mut events: mpsc::Receiver<CircEvent>, waiters: Waiters, alive
         let id = match &ev {
             CircEvent::Proto(
                 ClientEvent::DeliveryStatus { message_id, .. }
+                | ClientEvent::Moved { message_id, .. }
                 | ClientEvent::Ack { message_id, .. },
             ) => *message_id,
             CircEvent::Proto(_) | CircEvent::Unreachable(_) => continue,

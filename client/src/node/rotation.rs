@@ -8,11 +8,14 @@
 //! 1. the replacement is chosen by [`home::choose`], the same choice failover uses (network
 //!    diversity against the homes that stay, cooldowns, no draining relay);
 //! 2. its circuit is built and HOME_AUTHed;
-//! 3. the old home leaves the homes, and the address is re-signed and published without it;
-//! 4. only then does the old home start draining: its circuit stays open and watched (so
-//!    senders holding the old address, and the old relay's offline queue, still reach the
-//!    node) for [`crate::config::Rotation::drain_grace`]; then the circuit is destroyed and
-//!    its link closed unless a send circuit still runs on it.
+//! 3. the old home leaves the homes, and the address is re-signed without it;
+//! 4. the new address goes to the old home in FORWARD_TO (PROTOCOL.md §7.4), so once the
+//!    drain is over that relay answers senders of the old address with MOVED and the new
+//!    address instead of queuing, and they follow without asking a seed (`super::send`);
+//! 5. the old home starts draining, and the new address is published: its circuit stays
+//!    open and watched (so senders holding the old address, and the old relay's offline
+//!    queue, still reach the node) for [`crate::config::Rotation::drain_grace`]; then the
+//!    circuit is destroyed and its link closed unless a send circuit still runs on it.
 //!
 //! The node therefore never has fewer homes than before a rotation (never below
 //! `min_connections`). Rotation runs only in the maintenance task, after its top-up, so one
@@ -28,9 +31,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use ournet_proto::address::NodeAddress;
+
 use super::Inner;
 use super::home::{self, Home};
 use crate::config::Rotation;
+use crate::link::CircOp;
 use crate::stats::Counters;
 
 /// Rotates one home if [`due`] says so; on success the rotation clock restarts.
@@ -141,12 +147,27 @@ async fn rotate(inner: &Arc<Inner>, old_id: &str) -> Result<(), String> {
         return Err("a home was lost during the rotation: kept the old home".into());
     };
     inner.counters.homes.fetch_sub(1, Ordering::Relaxed);
+    let address = inner.resign_address();
+    if let Some(address) = &address {
+        forward_to(&old, address).await;
+    }
     start_drain(inner, old);
-    inner.readdress().await;
+    if let Some(address) = &address {
+        inner.publish_address(address).await;
+    }
     let grace = inner.settings.rotation.drain_grace;
     let id = old_id.to_owned();
     inner.spawn(end_drain(inner.clone(), id, grace));
     Ok(())
+}
+
+/// Sends FORWARD_TO with the node's new `address` on the leaving home's circuit, before
+/// it drains. A failure only costs senders of the old address a directory lookup.
+async fn forward_to(old: &Home, address: &NodeAddress) {
+    let op = CircOp::ForwardTo(Box::new(address.clone()));
+    if let Err(e) = old.circ.op(op).await {
+        tracing::debug!("FORWARD_TO to the leaving home {}: {e}", old.relay.hop.addr);
+    }
 }
 
 /// Moves `old` to the draining homes: out of the address, still watched and delivering.

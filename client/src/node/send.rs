@@ -15,6 +15,10 @@
 //! home answers QUEUED or every home of the address is cooling down, a newer address of the
 //! recipient from the directory (or remembered from an earlier send) takes the place of the
 //! one the send holds, and the next attempt goes to its homes, within the same retry budget.
+//! A home the recipient left answers MOVED instead (its FORWARD_TO, PROTOCOL.md §7.4): the
+//! message was not kept there, and the address it carries is taken like a looked-up one
+//! (`follow::Addresses::learn`), with no lookup and no backoff; one that does not replace
+//! the held address fails the attempt.
 //! A send waiting queued keeps looking (from 5 s apart, backing off to 80 s), so a recipient
 //! that comes online at other homes gets it there instead of after `Timeouts::queued_ack`.
 
@@ -90,7 +94,8 @@ impl Job {
 pub(super) enum Attempt {
     Acked,
     QueuedNoAck,
-    /// The home queued it, and the recipient has a newer address: try its homes.
+    /// The home queued it, or answered MOVED, and the recipient has a newer address: try
+    /// its homes.
     Moved(Box<NodeAddress>),
     /// The home answered REFUSED (its buffer for the recipient or its offline queue was
     /// full, decided before it answered): retried after the usual short backoff, like a
@@ -525,6 +530,10 @@ async fn await_ack(
                     return Attempt::Refused(format!("refused by the home relay ({})", status.0));
                 }
             }
+            Some(CircEvent::Proto(ClientEvent::Moved {
+                message_id,
+                address,
+            })) if message_id == job.id.0 => return take_moved(inner, job, &address),
             Some(CircEvent::Proto(ClientEvent::Ack {
                 message_id,
                 ack_token,
@@ -539,6 +548,25 @@ async fn await_ack(
             Some(CircEvent::Closed(why)) => return Attempt::Failed(why),
             None => return Attempt::Failed("link closed".into()),
         }
+    }
+}
+
+/// A MOVED answer to `job`: the recipient's old home did not keep the message and hands
+/// back the address it moved to. Taken only if it replaces the held one (a relay can
+/// withhold an address but not forge one); anything else fails the attempt.
+fn take_moved(inner: &Inner, job: &Job, address: &[u8]) -> Attempt {
+    if job.cover {
+        return Attempt::Failed("MOVED for a loop message".into());
+    }
+    let learned = NodeAddress::from_bytes(address)
+        .ok()
+        .and_then(|found| inner.recipients.learn(&job.to, found, unix_now()));
+    match learned {
+        Some(to) => {
+            Counters::bump(&inner.counters.moved);
+            Attempt::Moved(Box::new(to))
+        }
+        None => Attempt::Failed("MOVED with an address that does not replace the held one".into()),
     }
 }
 

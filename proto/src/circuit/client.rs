@@ -18,6 +18,7 @@ use rand_core::{CryptoRng, RngCore};
 
 use super::queues::{Inbox, Outbox, Received};
 use super::{CIRCUIT_BUILD_TIMEOUT, CircuitError, PathHop, home_auth_message};
+use crate::address::NodeAddress;
 use crate::cell::{MAX_HOPS, TAG_AREA_LEN};
 use crate::handshake::{ClientHandshake, HANDSHAKE_TYPE_NTOR_V1, RelayReply};
 use crate::keys::IdentityKeypair;
@@ -57,6 +58,15 @@ pub enum ClientEvent {
     },
     /// Answer to [`ClientCircuit::send_ping`].
     Pong(u64),
+    /// The last hop's answer instead of DELIVERY_STATUS: the recipient moved and the message
+    /// was not kept. `address` is the binary form, not yet verified: the sender takes it
+    /// only if `NodeAddress::replaces` the address it holds.
+    Moved {
+        /// The message.
+        message_id: [u8; 16],
+        /// The recipient's new address (binary form).
+        address: Vec<u8>,
+    },
 }
 
 #[derive(Debug)]
@@ -170,6 +180,13 @@ impl ClientCircuit {
                 self.events.push_back(ClientEvent::HomeAuthed { queued });
             }
             RelayMsg::Pong(n) => self.events.push_back(ClientEvent::Pong(n)),
+            RelayMsg::Moved {
+                message_id,
+                address,
+            } => self.events.push_back(ClientEvent::Moved {
+                message_id,
+                address: address.to_vec(),
+            }),
             RelayMsg::Drop => {}
             _ => {
                 return Err(CircuitError::Protocol(
@@ -262,6 +279,22 @@ impl ClientCircuit {
             identity: identity.public().to_bytes(),
             signature,
         })
+    }
+
+    /// Tells this home circuit's relay the node's new `address`, so it answers senders of
+    /// the old one with MOVED once this circuit is gone (PROTOCOL.md §7.4). Returns `false`
+    /// (and sends nothing) when the address does not fit
+    /// ([`MAX_MOVED_ADDRESS`](crate::relay_msg::MAX_MOVED_ADDRESS)).
+    ///
+    /// # Errors
+    /// [`CircuitError::QueueFull`].
+    pub fn send_forward_to(&mut self, address: &NodeAddress) -> Result<bool, CircuitError> {
+        let bytes = address.to_bytes();
+        if bytes.len() > crate::relay_msg::MAX_MOVED_ADDRESS {
+            return Ok(false);
+        }
+        self.queue_control(&RelayMsg::ForwardTo { address: &bytes })?;
+        Ok(true)
     }
 
     /// Writes the next forward cell into `body`, sealed for every hop. Returns `false` when

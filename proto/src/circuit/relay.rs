@@ -19,6 +19,7 @@ use rand_core::{CryptoRng, RngCore};
 
 use super::queues::{Inbox, Outbox, Received};
 use super::{CircuitError, Refused, home_auth_message};
+use crate::address::NodeAddress;
 use crate::cell::TAG_AREA_LEN;
 use crate::handshake::{ClientHello, HANDSHAKE_TYPE_NTOR_V1, relay_handshake};
 use crate::keys::{EncryptionKeypair, EncryptionPublicKey, IdentityPublicKey, Signature};
@@ -77,6 +78,13 @@ pub enum RelayEvent {
         /// The node's identity.
         identity: IdentityPublicKey,
     },
+    /// The home node of this circuit moved: `address` (its signature verified, its identity
+    /// the circuit's home identity; its validity not checked, that takes the wall clock) is
+    /// where senders should go once this circuit is gone (PROTOCOL.md §7.4).
+    ForwardTo {
+        /// The node's new address.
+        address: Box<NodeAddress>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +104,9 @@ pub struct RelayCircuit {
     outbox: Outbox,
     events: VecDeque<RelayEvent>,
     home: Option<IdentityPublicKey>,
+    /// Whether FORWARD_TO came already: a node sends one as its home circuit starts to
+    /// drain, so a second is refused (each costs a signature check).
+    forwarded: bool,
 }
 
 impl RelayCircuit {
@@ -127,6 +138,7 @@ impl RelayCircuit {
             outbox: Outbox::default(),
             events: VecDeque::new(),
             home: None,
+            forwarded: false,
         };
         Ok((circuit, created))
     }
@@ -192,6 +204,18 @@ impl RelayCircuit {
         status: DeliveryStatus,
     ) -> Result<(), CircuitError> {
         self.queue_control(&RelayMsg::DeliveryStatus { message_id, status })
+    }
+
+    /// Tells the sender that the recipient moved to `address` (the binary form a
+    /// [`RelayEvent::ForwardTo`] carried) and that message `message_id` was not kept.
+    ///
+    /// # Errors
+    /// As [`RelayCircuit::send_status`]; [`CircuitError::Protocol`] if `address` does not fit.
+    pub fn send_moved(&mut self, message_id: [u8; 16], address: &[u8]) -> Result<(), CircuitError> {
+        self.queue_control(&RelayMsg::Moved {
+            message_id,
+            address,
+        })
     }
 
     /// Routes an end-to-end ACK back to the sender on this circuit.
@@ -362,6 +386,7 @@ impl RelayCircuit {
                 identity,
                 signature,
             } => self.home_auth(identity, signature)?,
+            RelayMsg::ForwardTo { address } => self.forward_to(address)?,
             _ => {
                 return Err(CircuitError::Protocol(
                     "relay command not accepted by a relay",
@@ -398,6 +423,28 @@ impl RelayCircuit {
             link_key: EncryptionPublicKey(e.link_key),
             htype: e.htype,
             hdata: e.hdata.to_vec(),
+        });
+        Ok(())
+    }
+
+    /// FORWARD_TO: only the home node itself may name where it moved.
+    fn forward_to(&mut self, address: &[u8]) -> Result<(), CircuitError> {
+        let Some(home) = self.home else {
+            return Err(CircuitError::Protocol(
+                "FORWARD_TO on a circuit that is not a home",
+            ));
+        };
+        if self.forwarded {
+            return Err(CircuitError::Protocol("second FORWARD_TO"));
+        }
+        self.forwarded = true;
+        let address = NodeAddress::from_bytes(address)
+            .map_err(|_| CircuitError::Protocol("FORWARD_TO address does not verify"))?;
+        if address.identity != home {
+            return Err(CircuitError::Protocol("FORWARD_TO names another node"));
+        }
+        self.events.push_back(RelayEvent::ForwardTo {
+            address: Box::new(address),
         });
         Ok(())
     }

@@ -557,3 +557,79 @@ fn connect_failed_names_nobody_before_the_first_hop_answers_or_after_the_build()
     assert!(chain.client.is_open());
     assert_eq!(chain.client.blame_destroy(cf), None);
 }
+
+#[test]
+fn forward_to_is_taken_only_from_the_home_node_and_moved_reaches_the_sender() {
+    let keys = relays(3);
+    let now = t0();
+    let mut rng = ChaCha20Rng::seed_from_u64(21);
+    let bob = IdentityKeypair::generate(&mut rng);
+    let enc = EncryptionKeypair::generate(&mut rng).public();
+    let moved_to =
+        crate::address::NodeAddress::sign(&bob, enc, vec![keys[1].hop()], 10, 20).unwrap();
+
+    // Not a home circuit: FORWARD_TO destroys it.
+    let mut anon = Chain::build(22, vec![&keys[2]], now);
+    anon.pump();
+    assert!(anon.client.send_forward_to(&moved_to).unwrap());
+    anon.pump();
+    assert!(anon.relay_events.is_empty());
+    assert_eq!(anon.destroyed.len(), 1, "{:?}", anon.destroyed);
+
+    // A home circuit of another node: an address of Bob's is refused.
+    let carol = IdentityKeypair::generate(&mut rng);
+    let mut other = Chain::build(23, vec![&keys[2]], now);
+    other.pump();
+    let binding = other.bindings[0];
+    other.client.home_auth(&carol, &binding).unwrap();
+    other.pump();
+    other.relay_events.clear();
+    assert!(other.client.send_forward_to(&moved_to).unwrap());
+    other.pump();
+    assert!(other.relay_events.is_empty());
+    assert_eq!(other.destroyed.len(), 1);
+
+    // Bob's own home circuit: the relay gets the verified address.
+    let mut home = Chain::build(24, vec![&keys[2]], now);
+    home.pump();
+    let binding = home.bindings[0];
+    home.client.home_auth(&bob, &binding).unwrap();
+    home.pump();
+    home.relay_events.clear();
+    assert!(home.client.send_forward_to(&moved_to).unwrap());
+    home.pump();
+    assert_eq!(
+        home.relay_events,
+        vec![(
+            0,
+            RelayEvent::ForwardTo {
+                address: Box::new(moved_to.clone())
+            }
+        )]
+    );
+    assert!(home.destroyed.is_empty());
+    // One per home circuit: a second costs the relay no second signature check.
+    assert!(home.client.send_forward_to(&moved_to).unwrap());
+    home.pump();
+    assert_eq!(home.relay_events.len(), 1);
+    assert_eq!(home.destroyed.len(), 1);
+
+    // A sender's circuit to that relay hears MOVED with the address's bytes.
+    let mut sender = Chain::build(25, keys.iter().collect(), now);
+    sender.pump();
+    let _built = sender.client_events();
+    let bytes = moved_to.to_bytes();
+    sender.relays[2]
+        .as_mut()
+        .unwrap()
+        .send_moved([7; 16], &bytes)
+        .unwrap();
+    sender.pump();
+    assert_eq!(
+        sender.client_events(),
+        vec![ClientEvent::Moved {
+            message_id: [7; 16],
+            address: bytes
+        }]
+    );
+}

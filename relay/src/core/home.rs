@@ -10,9 +10,16 @@
 //! The sender's circuit is remembered for the ACK,
 //! which only the recipient's own home circuit can take back, and is owed the message's
 //! flow-control credit until the home circuit's window takes it (`credit.rs`).
+//!
+//! A node that moved (FORWARD_TO on its home circuit, kept by `directory::forwards`) and
+//! whose home circuit here is gone is not queued for: the sender hears MOVED with the node's
+//! new address instead of DELIVERY_STATUS, and the message is dropped here (the sender
+//! resends it to the new homes). While the home circuit is up (the node's drain), messages
+//! are delivered as before.
 
 use std::time::{Duration, Instant};
 
+use ournet_proto::address::NodeAddress;
 use ournet_proto::circuit::RelayEvent;
 use ournet_proto::relay_msg::DeliveryStatus;
 
@@ -69,6 +76,26 @@ impl Relay {
                 ack_token,
             } => self.on_ack(now, key, message_id, ack_token),
             RelayEvent::HomeRegistered { identity } => self.on_home(now, key, identity.to_bytes()),
+            RelayEvent::ForwardTo { address } => self.on_forward_to(now, key, &address),
+        }
+    }
+
+    /// Keeps the new address of the node whose home circuit `key` is (`proto` checked the
+    /// signature and that it is the circuit's node).
+    fn on_forward_to(&mut self, now: Instant, key: CircKey, address: &NodeAddress) {
+        let Some(node) = self
+            .circuits
+            .get_mut(key)
+            .and_then(|c| c.hop.home_identity())
+        else {
+            return;
+        };
+        if let Err(e) = self
+            .ctx
+            .directory
+            .set_forward(now, node.to_bytes(), address)
+        {
+            tracing::debug!("a forwarding address was not kept: {e}");
         }
     }
 
@@ -77,6 +104,9 @@ impl Relay {
         let dir = &self.ctx.directory;
         let from_loc = self.loc(from);
         let status = match dir.route(now, recipient, message_id, d.envelope) {
+            Route::Moved(address) => {
+                return self.answer_moved(now, from, message_id, &address, len);
+            }
             Route::Home(loc, envelope, reserved) => {
                 dir.add_ack_route(now, recipient, message_id, from_loc);
                 let d = Delivery {
@@ -112,6 +142,28 @@ impl Relay {
         if status != DeliveryStatus::DELIVERED {
             self.return_credit(now, from_loc, len);
         }
+    }
+
+    /// Answers a message for a node that moved with MOVED (its new address) on the sender's
+    /// circuit `from`; the message was not kept, so its credit goes back at once.
+    fn answer_moved(
+        &mut self,
+        now: Instant,
+        from: CircKey,
+        message_id: [u8; 16],
+        address: &[u8],
+        len: usize,
+    ) {
+        metrics::add(&self.metrics.moved, 1);
+        let sent = self
+            .circuits
+            .get_mut(from)
+            .map(|c| c.hop.send_moved(message_id, address));
+        if let Some(Err(e)) = sent {
+            return self.circuit_failed(now, from, &e);
+        }
+        let from_loc = self.loc(from);
+        self.return_credit(now, from_loc, len);
     }
 
     /// Delivers on the home circuit at `loc`, here or on its worker, the message's bytes
