@@ -309,24 +309,14 @@ fn unix_now() -> f64 {
 #[cfg(test)]
 mod tests {
     use ournet_proto::address::NodeAddress;
-    use ournet_proto::circuit::PathHop;
-    use ournet_proto::keys::{EncryptionKeypair, IdentityKeypair};
+    use ournet_proto::keys::IdentityKeypair;
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
 
     use super::*;
 
     fn moved_address(id: &IdentityKeypair) -> NodeAddress {
-        let mut rng = ChaCha20Rng::seed_from_u64(3);
-        let hop = PathHop {
-            identity: IdentityKeypair::generate(&mut rng).public(),
-            onion_key: EncryptionKeypair::generate(&mut rng).public(),
-            link_key: EncryptionKeypair::generate(&mut rng).public(),
-            addr: ([127, 0, 0, 1], 9001).into(),
-        };
-        let enc = EncryptionKeypair::generate(&mut rng).public();
-        let now = unix_secs();
-        NodeAddress::sign(id, enc, vec![hop], now, now + 600).unwrap()
+        forwards::tests::address(id, unix_secs(), 600)
     }
 
     #[test]

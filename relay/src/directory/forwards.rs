@@ -137,7 +137,7 @@ impl Forwards {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use ournet_proto::circuit::PathHop;
     use ournet_proto::keys::{EncryptionKeypair, IdentityKeypair};
     use rand_chacha::ChaCha20Rng;
@@ -151,7 +151,13 @@ mod tests {
         ChaCha20Rng::seed_from_u64(5)
     }
 
-    fn address(id: &IdentityKeypair, issued_at: u64, ttl: u64) -> NodeAddress {
+    /// A one-home address of `id`, valid `ttl` seconds from `issued_at` (also used by the
+    /// directory's routing tests).
+    pub(in crate::directory) fn address(
+        id: &IdentityKeypair,
+        issued_at: u64,
+        ttl: u64,
+    ) -> NodeAddress {
         let mut rng = rng();
         let hop = PathHop {
             identity: IdentityKeypair::generate(&mut rng).public(),
