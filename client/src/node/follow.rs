@@ -96,22 +96,17 @@ impl Addresses {
                 return None;
             }
         };
-        if !found.replaces(held, now) {
+        let learned = self.learn(held, found, now);
+        if learned.is_none() {
             tracing::debug!("the directory's address for a recipient is not newer: ignored");
-            return None;
         }
-        let mut known = self.lock();
-        if let Some(k) = known.get_mut(&key)
-            && k.address.as_ref().is_none_or(|a| found.replaces(a, now))
-        {
-            k.address = Some(found.clone());
-        }
-        Some(found)
+        learned
     }
 
-    /// Takes `found`, an address a recipient's old home handed back in MOVED, if it
+    /// Takes `found` (looked up, or handed back in MOVED by a recipient's old home) if it
     /// replaces `held` (at `now`, unix seconds: verified, the same node, later, other
-    /// homes), and remembers it for later sends like a looked-up one. Asks no one.
+    /// homes), and remembers it for later sends unless a newer one is remembered already.
+    /// Asks no one.
     pub(super) fn learn(
         &self,
         held: &NodeAddress,
