@@ -20,15 +20,17 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ournet_client::directory::{DirectoryError, Preferences, RelayDirectory, RelayInfo};
 use ournet_client::{
-    MessageId, NodeClient, NodeConfig, SendOptions, SendOutcome, Timeouts, create_node_client,
+    MessageId, NodeClient, NodeConfig, SendOptions, SendOutcome, create_node_client,
 };
 use ournet_proto::address::NodeAddress;
 use ournet_proto::keys::{EncryptionKeypair, IdentityKeypair, IdentityPublicKey};
-use ournet_tests::client::rng;
 use ournet_tests::relay::RelayProc;
 
 mod support;
-use support::{receive_each_once, relay_info, relays, state_path, until, within};
+use support::{
+    keys, node_config, receive_each_once, relay_info, relays, state_path, test_timeouts, until,
+    within,
+};
 
 /// A directory a test can take relays out of (as a seed stops listing one), and that keeps
 /// what a node published and answers lookups from it, as a seed's address book does.
@@ -116,28 +118,9 @@ fn config(
     dir: Arc<dyn RelayDirectory>,
     homes: usize,
 ) -> NodeConfig {
-    let mut c = NodeConfig::new(
-        IdentityKeypair::from_secret_bytes(identity),
-        EncryptionKeypair::from_secret_bytes(encryption),
-        dir,
-    );
-    c.target_connections = homes;
-    c.min_connections = 1;
-    c.timeouts = Timeouts {
-        delivery: Duration::from_secs(20),
-        ack: Duration::from_secs(20),
-        queued_ack: Duration::from_secs(60),
-        ..Timeouts::default()
-    };
+    let mut c = node_config(&(*identity, *encryption), dir, homes);
+    c.timeouts = test_timeouts();
     c
-}
-
-fn keys() -> ([u8; 32], [u8; 32]) {
-    let mut r = rng();
-    (
-        *IdentityKeypair::generate(&mut r).secret_bytes(),
-        *EncryptionKeypair::generate(&mut r).secret_bytes(),
-    )
 }
 
 async fn started(config: NodeConfig) -> NodeClient {

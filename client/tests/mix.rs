@@ -35,11 +35,13 @@ use ournet_proto::privacy::{
     TrafficAnalysisMitigationConfig,
 };
 use ournet_proto::relay_msg::DeliveryStatus;
-use ournet_tests::client::{Circ, Link, rng};
+use ournet_tests::client::{Circ, Link};
 use ournet_tests::relay::RelayProc;
 
 mod support;
-use support::{HANG, receive_each_once, relay_info, relays, state_path, until, within};
+use support::{
+    HANG, keys, node_config, receive_each_once, relay_info, relays, state_path, until, within,
+};
 
 /// Messages per latency variant.
 const SENDS: usize = 10;
@@ -65,14 +67,7 @@ fn mixing(min_hops: u32, max_hops: u32, loops: bool) -> TrafficAnalysisMitigatio
 }
 
 fn config(dir: Arc<StaticDirectory>, homes: usize) -> NodeConfig {
-    let mut r = rng();
-    let mut c = NodeConfig::new(
-        IdentityKeypair::generate(&mut r),
-        EncryptionKeypair::generate(&mut r),
-        dir,
-    );
-    c.target_connections = homes;
-    c.min_connections = 1;
+    let mut c = node_config(&keys(), dir, homes);
     c.loop_cover = LoopCoverConfig {
         mean_interval: Duration::from_millis(300),
         return_timeout: HANG,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ournet_client::directory::StaticDirectory;
 use ournet_client::{
-    NodeClient, NodeConfig, ReceivedMessage, SendOptions, SendOutcome, Timeouts, create_node_client,
+    NodeClient, NodeConfig, ReceivedMessage, SendOptions, SendOutcome, create_node_client,
 };
 use ournet_proto::address::NodeAddress;
 use ournet_proto::circuit::ClientEvent;
@@ -18,7 +18,7 @@ use ournet_tests::client::{Circ, rng};
 use ournet_tests::relay::RelayProc;
 
 mod support;
-use support::{relay_info, relays, state_path, within};
+use support::{keys, node_config, relay_info, relays, state_path, test_timeouts, within};
 
 fn directory(relays: &[&RelayProc]) -> Arc<StaticDirectory> {
     Arc::new(StaticDirectory(
@@ -33,27 +33,16 @@ struct Keys {
 
 impl Keys {
     fn new() -> Self {
-        let mut r = rng();
+        let (identity, encryption) = keys();
         Self {
-            identity: *IdentityKeypair::generate(&mut r).secret_bytes(),
-            encryption: *EncryptionKeypair::generate(&mut r).secret_bytes(),
+            identity,
+            encryption,
         }
     }
 
     fn config(&self, dir: Arc<StaticDirectory>, homes: usize) -> NodeConfig {
-        let mut c = NodeConfig::new(
-            IdentityKeypair::from_secret_bytes(&self.identity),
-            EncryptionKeypair::from_secret_bytes(&self.encryption),
-            dir,
-        );
-        c.target_connections = homes;
-        c.min_connections = 1;
-        c.timeouts = Timeouts {
-            delivery: Duration::from_secs(20),
-            ack: Duration::from_secs(20),
-            queued_ack: Duration::from_secs(60),
-            ..Timeouts::default()
-        };
+        let mut c = node_config(&(self.identity, self.encryption), dir, homes);
+        c.timeouts = test_timeouts();
         c
     }
 

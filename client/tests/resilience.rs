@@ -13,7 +13,7 @@ use ournet_tests::client::rng;
 use ournet_tests::relay::RelayProc;
 
 mod support;
-use support::{relay_info, relays, within};
+use support::{keys, node_config, relay_info, relays, within};
 
 /// A directory the test can drop relays from, as a seed stops listing a dead relay.
 #[derive(Debug, Default)]
@@ -44,14 +44,7 @@ fn directory(relays: &[RelayProc]) -> Arc<LiveDirectory> {
 }
 
 fn config(dir: Arc<LiveDirectory>, homes: usize) -> NodeConfig {
-    let mut r = rng();
-    let mut c = NodeConfig::new(
-        IdentityKeypair::generate(&mut r),
-        EncryptionKeypair::generate(&mut r),
-        dir,
-    );
-    c.target_connections = homes;
-    c.min_connections = 1;
+    let mut c = node_config(&keys(), dir, homes);
     c.max_retries = 6;
     c.timeouts.home_cooldown = Duration::from_secs(600);
     c

@@ -6,9 +6,13 @@
 )]
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use ournet_client::directory::RelayInfo;
+use ournet_client::directory::{RelayDirectory, RelayInfo};
+use ournet_client::{NodeConfig, Timeouts};
+use ournet_proto::keys::{EncryptionKeypair, IdentityKeypair};
+use ournet_tests::client::rng;
 use ournet_tests::relay::RelayProc;
 
 /// Turns a hang into a failure; never a speed check (the machine may be loaded).
@@ -75,4 +79,41 @@ pub(crate) async fn receive_each_once(
         assert!(seen.insert(m.message_id), "delivered once");
     }
     assert_eq!(seen, ids.iter().copied().collect());
+}
+
+/// Fresh secret keys of a node: (identity, encryption). Kept as bytes so a test can sign
+/// the node's address or restart it under the same keys.
+pub(crate) fn keys() -> ([u8; 32], [u8; 32]) {
+    let mut r = rng();
+    (
+        *IdentityKeypair::generate(&mut r).secret_bytes(),
+        *EncryptionKeypair::generate(&mut r).secret_bytes(),
+    )
+}
+
+/// A node with these keys on `dir`, aiming for `homes` homes and content with one.
+pub(crate) fn node_config(
+    (identity, encryption): &([u8; 32], [u8; 32]),
+    dir: Arc<dyn RelayDirectory>,
+    homes: usize,
+) -> NodeConfig {
+    let mut c = NodeConfig::new(
+        IdentityKeypair::from_secret_bytes(identity),
+        EncryptionKeypair::from_secret_bytes(encryption),
+        dir,
+    );
+    c.target_connections = homes;
+    c.min_connections = 1;
+    c
+}
+
+/// Timeouts for tests that wait on outcomes: 20 s for delivery and for the ACK, 60 s for
+/// the ACK of a queued message (generous on a loaded machine, short against [`HANG`]).
+pub(crate) fn test_timeouts() -> Timeouts {
+    Timeouts {
+        delivery: Duration::from_secs(20),
+        ack: Duration::from_secs(20),
+        queued_ack: Duration::from_secs(60),
+        ..Timeouts::default()
+    }
 }
